@@ -1,0 +1,83 @@
+"""The ClientApp: ClientUpdate(k, w) of Algorithm 1, and local evaluation.
+
+One ClientApp serves every task (Flower allows one per app): the run config's
+``task`` picks the model and data. ``train`` loads the received global
+weights w_t, runs E epochs of plain SGD with batch B and learning rate eta_t
+(all three from the message, set by the server per round) on this node's
+partition, and replies with w^k_{t+1}, n_k and the mean training loss.
+``evaluate`` scores the received weights on the node's local test split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from clients.data import load_client_data, partition_of
+from server.config import ExperimentConfig, parse_config
+from strategies.fedavg import (
+    ARRAYS_KEY,
+    CONFIG_KEY,
+    EVAL_ACCURACY_KEY,
+    EVAL_LOSS_KEY,
+    METRICS_KEY,
+    TRAIN_LOSS_KEY,
+)
+from strategies.validation import NUM_EXAMPLES_KEY
+from tasks.registry import get_task
+from tasks.training import evaluate, train_local
+
+app = ClientApp()
+
+
+def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module, int, int]:
+    config = parse_config(context.run_config)
+    # Several simulated clients share the machine's cores: one thread each.
+    torch.set_num_threads(config.client_threads)
+    partition_id, num_partitions = partition_of(context.node_config)
+    model = get_task(config.task).build_model()
+    model.load_state_dict(msg.content.array_records[ARRAYS_KEY].to_torch_state_dict())
+    return config, model, partition_id, num_partitions
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Run ClientUpdate on this node's data and reply with w_k, n_k and the loss."""
+    config, model, partition_id, num_partitions = _setup(msg, context)
+    round_config = msg.content.config_records[CONFIG_KEY]
+    server_round = int(round_config["server-round"])  # type: ignore[arg-type]
+    data = load_client_data(config, partition_id, num_partitions)
+    # Batch order is a function of (seed, round, client): the same run gives
+    # the same updates in simulation and on a real federation.
+    rng = np.random.default_rng([config.seed, server_round, partition_id])
+    loss = train_local(
+        model,
+        data.train,
+        epochs=int(round_config["local-epochs"]),  # type: ignore[arg-type]
+        batch_size=int(round_config["batch-size"]),  # type: ignore[arg-type]
+        lr=float(round_config["lr"]),  # type: ignore[arg-type]
+        rng=rng,
+    )
+    content = RecordDict(
+        {
+            ARRAYS_KEY: ArrayRecord(model.state_dict()),
+            METRICS_KEY: MetricRecord(
+                {TRAIN_LOSS_KEY: float(loss), NUM_EXAMPLES_KEY: len(data.train)}
+            ),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def local_evaluate(msg: Message, context: Context) -> Message:
+    """Score the received global model on this node's local test split."""
+    config, model, partition_id, num_partitions = _setup(msg, context)
+    data = load_client_data(config, partition_id, num_partitions)
+    loss, accuracy = evaluate(model, data.test, batch_size=config.eval_batch_size)
+    metrics = MetricRecord(
+        {EVAL_LOSS_KEY: loss, EVAL_ACCURACY_KEY: accuracy, NUM_EXAMPLES_KEY: len(data.test)}
+    )
+    return Message(RecordDict({METRICS_KEY: metrics}), reply_to=msg)

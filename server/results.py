@@ -1,0 +1,138 @@
+"""The results contract: ``<results-dir>/<run-name>/{config,metrics,summary}`` files.
+
+- ``config.json``: the parsed experiment config, K and the environment,
+  written before round 1.
+- ``metrics.jsonl``: one JSON object per round, appended (and flushed) as the
+  round ends, so a crashed run keeps every finished round. Rounds skipped by
+  ``eval-every`` have ``test_accuracy`` and ``test_loss`` null.
+- ``summary.json``: final and best accuracy, rounds-to-target the paper's way,
+  bytes and wall time; written when the run ends, also when it fails
+  (``status`` says which), and replaced atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from server.config import ExperimentConfig
+from strategies.fedavg import RoundRecord
+from strategies.target import rounds_to_target
+
+METRIC_FIELDS = (
+    "round",
+    "test_accuracy",
+    "test_loss",
+    "train_loss",
+    "clients_available",
+    "clients_sampled",
+    "clients_replied",
+    "clients_rejected",
+    "bytes_down",
+    "bytes_up",
+    "seconds",
+    "lr",
+    "eval_accuracy",
+    "eval_loss",
+    "model_updated",
+)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def default_run_name(config: ExperimentConfig, run_id: int) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{config.describe()}_seed{config.seed}_{stamp}_{run_id}"
+
+
+class ResultsWriter:
+    """Writes one run's results directory as the rounds go."""
+
+    def __init__(self, directory: Path, config: ExperimentConfig) -> None:
+        self.directory = directory
+        self.config = config
+        self.metrics_path = directory / "metrics.jsonl"
+        self.rows: list[dict[str, Any]] = []
+        self._started = time.monotonic()
+
+    @classmethod
+    def create(
+        cls, config: ExperimentConfig, *, run_id: int, num_clients: int, extra: dict[str, Any]
+    ) -> ResultsWriter:
+        """Make a fresh run directory (never reusing one) and write ``config.json``."""
+        name = config.run_name or default_run_name(config, run_id)
+        base = Path(config.results_dir).expanduser().resolve()
+        directory = base / name
+        suffix = 1
+        while directory.exists():
+            suffix += 1
+            directory = base / f"{name}-{suffix}"
+        directory.mkdir(parents=True)
+        writer = cls(directory, config)
+        write_json_atomic(
+            directory / "config.json",
+            {"config": config.to_dict(), "num_clients": num_clients, "run_id": run_id, **extra},
+        )
+        writer.metrics_path.touch()
+        return writer
+
+    def append_round(self, record: RoundRecord) -> dict[str, Any]:
+        """Append one round's row to ``metrics.jsonl`` and return it."""
+        values = dataclasses.asdict(record)
+        row = {key: values[key] for key in METRIC_FIELDS}
+        row["rejections"] = values["rejections"]
+        row["elapsed_seconds"] = round(time.monotonic() - self._started, 3)
+        self.rows.append(row)
+        with self.metrics_path.open("a") as stream:
+            stream.write(json.dumps(row) + "\n")
+            stream.flush()
+        return row
+
+    def summary(self, *, status: str, error: str | None = None, stopped_early: bool = False) -> dict[str, Any]:
+        evaluated = [r for r in self.rows if r["test_accuracy"] is not None]
+        accuracies = [r["test_accuracy"] for r in evaluated]
+        target = self.config.target
+        return {
+            "status": status,
+            "error": error,
+            "rounds_completed": max((r["round"] for r in self.rows), default=0),
+            "final_accuracy": accuracies[-1] if accuracies else None,
+            "best_accuracy": max(accuracies) if accuracies else None,
+            "target_accuracy": target,
+            "rounds_to_target": rounds_to_target([r["round"] for r in evaluated], accuracies, target)
+            if evaluated
+            else None,
+            "stopped_early": stopped_early,
+            "total_bytes": sum(r["bytes_down"] + r["bytes_up"] for r in self.rows),
+            "bytes_down": sum(r["bytes_down"] for r in self.rows),
+            "bytes_up": sum(r["bytes_up"] for r in self.rows),
+            "updates_rejected": sum(r["clients_rejected"] for r in self.rows),
+            "wall_seconds": round(time.monotonic() - self._started, 3),
+        }
+
+    def finish(self, *, status: str, error: str | None = None, stopped_early: bool = False) -> dict[str, Any]:
+        """Write ``summary.json`` and return it."""
+        summary = self.summary(status=status, error=error, stopped_early=stopped_early)
+        write_json_atomic(self.directory / "summary.json", summary)
+        return summary
+
+
+def read_metrics(directory: Path) -> list[dict[str, Any]]:
+    """Read a run's ``metrics.jsonl``, skipping a torn last line of a crashed run."""
+    rows = []
+    for line in (directory / "metrics.jsonl").read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows

@@ -1,0 +1,451 @@
+"""FederatedAveraging (McMahan et al., AISTATS 2017, Algorithm 1) as a Flower Strategy.
+
+Server side of Algorithm 1, one round t:
+
+1. m = max(floor(C * K), 1); S_t = m clients drawn uniformly without
+   replacement from the K connected nodes, by a generator derived from
+   (sampling seed, t) (``strategies.sampling``).
+2. Each k in S_t receives w_t and the round's E, B and eta_t
+   (eta_t = eta * lr_decay ** (t - 1); the paper tunes eta and decays it in
+   some experiments) and runs ClientUpdate(k, w_t).
+3. w_{t+1} = sum_{k in S_t} (n_k / m_t) w^k_{t+1}, m_t = sum_{k in S_t} n_k,
+   over the replies that pass validation (``strategies.validation``) only.
+   A reply with an error, without a positive integer n_k, with arrays of other
+   names, shapes or dtypes, with NaN/Inf, or beyond the optional update-norm
+   bound is excluded and counted. With no valid reply w_{t+1} = w_t.
+
+Deviations from Flower's built-in ``FedAvg``, on purpose: sampling is seeded
+per round (Flower uses the global ``random``), C = 0 means one client (the
+paper's reading; Flower's means "no training"), waiting for nodes has a
+timeout (Flower's waits forever), and a malformed reply is rejected instead
+of failing the run.
+
+Central evaluation is the caller's ``evaluate_fn`` (see ``start``); this class
+adds the paper's rounds-to-target (best-so-far, linearly interpolated) and an
+optional early stop once the target is reached. ``on_round_end`` receives one
+``RoundRecord`` per round: the hook for results files and trackers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from logging import INFO, WARNING
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Result, Strategy
+
+from strategies.aggregation import WeightedMean
+from strategies.records import NamedArrays, to_array_record, to_named_arrays
+from strategies.sampling import clients_per_round, sample_clients
+from strategies.target import rounds_to_target
+from strategies.validation import NUM_EXAMPLES_KEY, check_arrays, check_num_examples, spec_of
+
+ARRAYS_KEY = "arrays"
+CONFIG_KEY = "config"
+METRICS_KEY = "metrics"
+TRAIN_LOSS_KEY = "train-loss"
+EVAL_LOSS_KEY = "eval-loss"
+EVAL_ACCURACY_KEY = "eval-accuracy"
+# Federated evaluation samples from its own stream, so that turning it on
+# does not change which clients train.
+_EVALUATE_SEED_OFFSET = 0x5EED
+
+EvaluateFn = Callable[[int, ArrayRecord], MetricRecord | None]
+
+
+class NodeWaitTimeout(RuntimeError):
+    """Fewer SuperNodes than required connected within the wait time."""
+
+
+class _TargetReached(Exception):
+    """Raised from the evaluation hook to end the round loop early."""
+
+
+@dataclass
+class RoundRecord:
+    """What happened in one round: the row behind ``metrics.jsonl``."""
+
+    round: int
+    clients_available: int = 0
+    clients_sampled: int = 0
+    clients_replied: int = 0
+    clients_rejected: int = 0
+    rejections: list[str] = field(default_factory=list)
+    train_loss: float | None = None
+    examples: int = 0
+    lr: float | None = None
+    bytes_down: int = 0
+    bytes_up: int = 0
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    eval_loss: float | None = None
+    eval_accuracy: float | None = None
+    seconds: float = 0.0
+    model_updated: bool = False
+
+
+class FederatedAveraging(Strategy):
+    """The paper's FederatedAveraging; FedSGD is ``local_epochs=1, batch_size=0``.
+
+    Args:
+        fraction_train: C, the fraction of the K clients sampled per round
+            (default: 0.1). C = 0 samples one client.
+        local_epochs: E, local passes over the client's data (default: 1).
+        batch_size: B, the local minibatch size; 0 means B = inf, the whole
+            local data set as one batch (default: 10).
+        lr: eta, the clients' SGD learning rate (default: 0.1).
+        lr_decay: per-round factor on eta, eta_t = eta * lr_decay**(t-1)
+            (default: 1.0, no decay).
+        sampling_seed: seed of the per-round client sampling (default: 0).
+        min_nodes: SuperNodes to wait for before sampling (default: 1).
+        node_wait_seconds: how long to wait for them before failing with
+            ``NodeWaitTimeout`` (default: 120).
+        fraction_evaluate: fraction of clients asked to evaluate the global
+            model on their local split each round; 0 disables federated
+            evaluation (default: 0.0).
+        max_update_norm: reject replies with ||w_k - w_t|| above this; None
+            for no bound (default: None).
+        max_examples: reject replies whose n_k exceeds this (default: None).
+        target_accuracy: the accuracy for rounds-to-target (default: None).
+        stop_at_target: end the run at the first evaluated round whose
+            accuracy reaches the target (default: False).
+        on_round_end: called with each round's ``RoundRecord`` once the
+            round, including central evaluation, is done (default: None).
+    """
+
+    def __init__(
+        self,
+        *,
+        fraction_train: float = 0.1,
+        local_epochs: int = 1,
+        batch_size: int = 10,
+        lr: float = 0.1,
+        lr_decay: float = 1.0,
+        sampling_seed: int = 0,
+        min_nodes: int = 1,
+        node_wait_seconds: float = 120.0,
+        fraction_evaluate: float = 0.0,
+        max_update_norm: float | None = None,
+        max_examples: int | None = None,
+        target_accuracy: float | None = None,
+        stop_at_target: bool = False,
+        on_round_end: Callable[[RoundRecord], None] | None = None,
+    ) -> None:
+        clients_per_round(fraction_train, 1)  # validates C
+        if local_epochs < 1 or batch_size < 0 or lr <= 0 or not 0 < lr_decay <= 1:
+            raise ValueError(
+                f"need E >= 1, B >= 0, eta > 0, 0 < lr_decay <= 1; got E={local_epochs}, "
+                f"B={batch_size}, eta={lr}, lr_decay={lr_decay}"
+            )
+        if stop_at_target and target_accuracy is None:
+            raise ValueError("stop_at_target needs a target_accuracy")
+        self.fraction_train = fraction_train
+        self.local_epochs = local_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.sampling_seed = sampling_seed
+        self.min_nodes = min_nodes
+        self.node_wait_seconds = node_wait_seconds
+        self.fraction_evaluate = fraction_evaluate
+        self.max_update_norm = max_update_norm
+        self.max_examples = max_examples
+        self.target_accuracy = target_accuracy
+        self.stop_at_target = stop_at_target
+        self.on_round_end = on_round_end
+        self.records: dict[int, RoundRecord] = {}
+        self._global: NamedArrays = {}
+        self._round_started = 0.0
+
+    # ------------------------------------------------------------------ hooks
+
+    def summary(self) -> None:
+        batch = "inf" if self.batch_size == 0 else self.batch_size
+        log(
+            INFO,
+            "FederatedAveraging: C=%s, E=%s, B=%s, eta=%s (decay %s), sampling seed %s",
+            self.fraction_train,
+            self.local_epochs,
+            batch,
+            self.lr,
+            self.lr_decay,
+            self.sampling_seed,
+        )
+
+    def learning_rate(self, server_round: int) -> float:
+        """eta_t for round t (1-based)."""
+        return self.lr * self.lr_decay ** (server_round - 1)
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Sample S_t and send each client w_t with the round's E, B and eta_t."""
+        self._round_started = time.monotonic()
+        self._global = to_named_arrays(arrays)
+        node_ids = self.wait_for_nodes(grid)
+        m = clients_per_round(self.fraction_train, len(node_ids))
+        sampled = sample_clients(node_ids, m, seed=self.sampling_seed, server_round=server_round)
+        lr = self.learning_rate(server_round)
+        # A copy: Flower hands the same ConfigRecord to every round.
+        train_config = ConfigRecord(dict(config))
+        train_config["server-round"] = server_round
+        train_config["local-epochs"] = self.local_epochs
+        train_config["batch-size"] = self.batch_size
+        train_config["lr"] = lr
+        record = RoundRecord(
+            round=server_round,
+            clients_available=len(node_ids),
+            clients_sampled=len(sampled),
+            lr=lr,
+            bytes_down=arrays.count_bytes() * len(sampled),
+        )
+        self.records[server_round] = record
+        log(INFO, "round %d: sampled %d of %d clients", server_round, m, len(node_ids))
+        return self._messages(arrays, train_config, sampled, MessageType.TRAIN, server_round)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Average the valid replies by n_k; reject and count the others."""
+        record = self.records.setdefault(server_round, RoundRecord(round=server_round))
+        expected = spec_of(self._global)
+        mean = WeightedMean()
+        loss_sum, seen_nodes = 0.0, set[int]()
+        for reply in replies:
+            record.clients_replied += 1
+            node = reply.metadata.src_node_id
+            if reply.has_content():
+                arrays_record = reply.content.array_records.get(ARRAYS_KEY)
+                if arrays_record is not None:
+                    record.bytes_up += arrays_record.count_bytes()
+            reason = "duplicate reply" if node in seen_nodes else None
+            seen_nodes.add(node)
+            parsed = None
+            if reason is None:
+                parsed, reason = self._parse_train_reply(reply, expected)
+            if reason is not None or parsed is None:
+                record.clients_rejected += 1
+                record.rejections.append(f"node {node}: {reason}")
+                log(WARNING, "round %d: rejected the reply of node %d: %s", server_round, node, reason)
+                continue
+            arrays, num_examples, loss = parsed
+            mean.add(arrays, num_examples)
+            loss_sum += loss * num_examples
+        metrics = {
+            "clients-sampled": record.clients_sampled,
+            "clients-replied": record.clients_replied,
+            "clients-rejected": record.clients_rejected,
+        }
+        if mean.count == 0:
+            log(WARNING, "round %d: no valid reply; the global model stays as it was", server_round)
+            return None, MetricRecord(metrics)
+        record.examples = int(mean.total_weight)
+        record.train_loss = loss_sum / mean.total_weight
+        record.model_updated = True
+        self._global = mean.result()
+        return to_array_record(self._global), MetricRecord(
+            {**metrics, TRAIN_LOSS_KEY: record.train_loss, NUM_EXAMPLES_KEY: record.examples}
+        )
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Ask a fraction of the clients to evaluate w_{t+1} locally (off by default)."""
+        if self.fraction_evaluate <= 0:
+            return []
+        node_ids = self.wait_for_nodes(grid)
+        m = clients_per_round(self.fraction_evaluate, len(node_ids))
+        sampled = sample_clients(
+            node_ids,
+            m,
+            seed=self.sampling_seed + _EVALUATE_SEED_OFFSET,
+            server_round=server_round,
+        )
+        evaluate_config = ConfigRecord(dict(config))
+        evaluate_config["server-round"] = server_round
+        self.records[server_round].bytes_down += arrays.count_bytes() * len(sampled)
+        return self._messages(arrays, evaluate_config, sampled, MessageType.EVALUATE, server_round)
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        """n_k-weighted mean of the clients' local loss and accuracy."""
+        total, loss_sum, correct_sum = 0, 0.0, 0.0
+        for reply in replies:
+            if reply.has_error() or METRICS_KEY not in reply.content.metric_records:
+                continue
+            metrics = reply.content.metric_records[METRICS_KEY]
+            n, loss, accuracy = (
+                metrics.get(NUM_EXAMPLES_KEY),
+                metrics.get(EVAL_LOSS_KEY),
+                metrics.get(EVAL_ACCURACY_KEY),
+            )
+            if check_num_examples(n) is not None or not isinstance(loss, (int, float)):
+                continue
+            if not isinstance(accuracy, (int, float)):
+                continue
+            total += int(n)  # type: ignore[arg-type]
+            loss_sum += float(loss) * int(n)  # type: ignore[arg-type]
+            correct_sum += float(accuracy) * int(n)  # type: ignore[arg-type]
+        if total == 0:
+            return None
+        record = self.records[server_round]
+        record.eval_loss, record.eval_accuracy = loss_sum / total, correct_sum / total
+        return MetricRecord({EVAL_LOSS_KEY: record.eval_loss, EVAL_ACCURACY_KEY: record.eval_accuracy})
+
+    # ------------------------------------------------------------ round loop
+
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: EvaluateFn | None = None,
+    ) -> Result:
+        """Flower's round loop, with round records, rounds-to-target and early stop.
+
+        ``evaluate_fn(round, arrays)`` should return a MetricRecord with
+        ``accuracy`` and ``loss`` (or None to skip a round's evaluation).
+        The returned ``Result.arrays`` is always the last global model, also
+        when no round produced a valid update.
+        """
+        self.records = {}
+        self._global = to_named_arrays(initial_arrays)
+        self._stopped_early = False
+        hook = self._evaluation_hook(evaluate_fn)
+        try:
+            result = super().start(
+                grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, hook
+            )
+        except _TargetReached:
+            self._stopped_early = True
+            result = self._result_so_far()
+        result.arrays = to_array_record(self._global)
+        return result
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the last ``start`` ended at the target before its last round."""
+        return getattr(self, "_stopped_early", False)
+
+    def rounds_to_target(self) -> float | None:
+        """Rounds to ``target_accuracy`` the paper's way, from the evaluated rounds so far."""
+        if self.target_accuracy is None:
+            return None
+        evaluated = [
+            (r, rec.test_accuracy)
+            for r, rec in sorted(self.records.items())
+            if rec.test_accuracy is not None
+        ]
+        return rounds_to_target(
+            [r for r, _ in evaluated], [a for _, a in evaluated], self.target_accuracy  # type: ignore[misc]
+        )
+
+    def wait_for_nodes(self, grid: Grid) -> list[int]:
+        """Return the connected node ids once at least ``min_nodes`` are there."""
+        deadline = time.monotonic() + self.node_wait_seconds
+        while True:
+            node_ids = list(grid.get_node_ids())
+            if len(node_ids) >= self.min_nodes:
+                return node_ids
+            if time.monotonic() >= deadline:
+                raise NodeWaitTimeout(
+                    f"only {len(node_ids)} SuperNode(s) connected after "
+                    f"{self.node_wait_seconds:g} s, need min-nodes={self.min_nodes}"
+                )
+            log(INFO, "waiting for SuperNodes: %d of %d connected", len(node_ids), self.min_nodes)
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
+    # --------------------------------------------------------------- helpers
+
+    def _messages(
+        self,
+        arrays: ArrayRecord,
+        config: ConfigRecord,
+        node_ids: list[int],
+        message_type: str,
+        server_round: int,
+    ) -> list[Message]:
+        return [
+            Message(
+                RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: config}),
+                dst_node_id=node_id,
+                message_type=message_type,
+                group_id=str(server_round),
+            )
+            for node_id in node_ids
+        ]
+
+    def _parse_train_reply(
+        self, reply: Message, expected: dict
+    ) -> tuple[tuple[NamedArrays, int, float] | None, str | None]:
+        if reply.has_error():
+            reason = (reply.error.reason or "").strip().splitlines()
+            return None, f"error code {reply.error.code}: {reason[-1] if reason else ''}"[:500]
+        content = reply.content
+        if ARRAYS_KEY not in content.array_records:
+            return None, f"no ArrayRecord {ARRAYS_KEY!r}"
+        if METRICS_KEY not in content.metric_records:
+            return None, f"no MetricRecord {METRICS_KEY!r}"
+        metrics = content.metric_records[METRICS_KEY]
+        num_examples = metrics.get(NUM_EXAMPLES_KEY)
+        problem = check_num_examples(num_examples, max_examples=self.max_examples)
+        if problem is not None:
+            return None, problem
+        loss = metrics.get(TRAIN_LOSS_KEY, float("nan"))
+        if not isinstance(loss, (int, float)):
+            return None, f"{TRAIN_LOSS_KEY} must be a number, got {loss!r}"
+        arrays = to_named_arrays(content.array_records[ARRAYS_KEY])
+        problem = check_arrays(
+            arrays, expected, reference=self._global, max_update_norm=self.max_update_norm
+        )
+        if problem is not None:
+            return None, problem
+        return (arrays, int(num_examples), float(loss)), None  # type: ignore[arg-type]
+
+    def _evaluation_hook(self, evaluate_fn: EvaluateFn | None) -> EvaluateFn:
+        def hook(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            metrics = evaluate_fn(server_round, arrays) if evaluate_fn else None
+            record = self.records.setdefault(server_round, RoundRecord(round=server_round))
+            if metrics is not None:
+                record.test_accuracy = _optional_float(metrics.get("accuracy"))
+                record.test_loss = _optional_float(metrics.get("loss"))
+            if server_round > 0:
+                record.seconds = time.monotonic() - self._round_started
+            if self.on_round_end is not None:
+                self.on_round_end(record)
+            reached = (
+                self.target_accuracy is not None
+                and record.test_accuracy is not None
+                and record.test_accuracy >= self.target_accuracy
+            )
+            if self.stop_at_target and reached and server_round > 0:
+                log(INFO, "round %d: target accuracy %s reached, stopping", server_round, self.target_accuracy)
+                raise _TargetReached
+            return metrics
+
+        return hook
+
+    def _result_so_far(self) -> Result:
+        result = Result()
+        for r, rec in sorted(self.records.items()):
+            if rec.train_loss is not None:
+                result.train_metrics_clientapp[r] = MetricRecord(
+                    {TRAIN_LOSS_KEY: rec.train_loss, NUM_EXAMPLES_KEY: rec.examples}
+                )
+            if rec.test_accuracy is not None and rec.test_loss is not None:
+                result.evaluate_metrics_serverapp[r] = MetricRecord(
+                    {"accuracy": rec.test_accuracy, "loss": rec.test_loss}
+                )
+        return result
+
+
+def _optional_float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -1,0 +1,42 @@
+"""What a task provides: a model and the data clients and the server use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from torch import nn
+
+from tasks.examples import ExampleSet
+
+if TYPE_CHECKING:
+    from server.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's data: its training examples (n_k = len(train)) and a local test split."""
+
+    train: ExampleSet
+    test: ExampleSet
+
+
+class Task(Protocol):
+    """A model and its data, looked up by the run config's ``task`` name."""
+
+    name: str
+    num_classes: int
+
+    def build_model(self) -> nn.Module:
+        """Return a freshly initialised model (seed torch before calling)."""
+        ...
+
+    def client_data(
+        self, config: ExperimentConfig, partition_id: int, num_partitions: int
+    ) -> ClientData:
+        """Return the data of client ``partition_id`` out of ``num_partitions``."""
+        ...
+
+    def central_test(self, config: ExperimentConfig) -> ExampleSet:
+        """Return the test set the server evaluates the global model on."""
+        ...

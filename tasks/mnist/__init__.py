@@ -1,0 +1,1 @@
+"""MNIST digit classification: the paper's 2NN and CNN."""

@@ -1,0 +1,82 @@
+"""The MNIST tasks: ``mnist-2nn`` and ``mnist-cnn`` (the paper's section 3).
+
+Pixels are scaled to [0, 1] and standardised with the training set's mean and
+standard deviation (0.1307, 0.3081); the paper does not state its
+preprocessing. Each client's local test split is its share of the 10,000 test
+images, split IID into K parts whatever the training partition; the paper
+evaluates on the whole test set, which the server does centrally.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from server.config import ExperimentConfig
+from tasks.base import ClientData
+from tasks.examples import TensorExamples
+from tasks.mnist.data import MnistArrays, load_mnist
+from tasks.mnist.models import Mnist2NN, MnistCNN
+from tasks.partitioning import iid_partition, pathological_partition
+
+MEAN, STD = 0.1307, 0.3081
+
+
+def to_examples(images: np.ndarray, labels: np.ndarray) -> TensorExamples:
+    """Standardise uint8 images into float32 tensors of shape (n, 28, 28)."""
+    inputs = (torch.from_numpy(images).float() / 255.0 - MEAN) / STD
+    return TensorExamples(inputs, torch.from_numpy(labels).long())
+
+
+@functools.lru_cache(maxsize=4)
+def _standardised(data_dir: str) -> tuple[TensorExamples, TensorExamples, MnistArrays]:
+    arrays = load_mnist(data_dir)
+    train = to_examples(arrays.train_images, arrays.train_labels)
+    test = to_examples(arrays.test_images, arrays.test_labels)
+    return train, test, arrays
+
+
+@functools.lru_cache(maxsize=8)
+def partition_indices(
+    data_dir: str, partition: str, num_partitions: int, seed: int
+) -> tuple[np.ndarray, ...]:
+    """Training-set indices of every client; computed once per process."""
+    _, _, arrays = _standardised(data_dir)
+    if partition == "iid":
+        parts = iid_partition(len(arrays.train_labels), num_partitions, seed)
+    else:
+        parts = pathological_partition(arrays.train_labels, num_partitions, seed)
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class MnistTask:
+    """One of the paper's two MNIST models on the MNIST data."""
+
+    name: str
+    num_classes: int = 10
+
+    def build_model(self) -> nn.Module:
+        return Mnist2NN() if self.name == "mnist-2nn" else MnistCNN()
+
+    def client_data(
+        self, config: ExperimentConfig, partition_id: int, num_partitions: int
+    ) -> ClientData:
+        if not 0 <= partition_id < num_partitions:
+            raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions})")
+        train, test, arrays = _standardised(config.data_dir)
+        seed = config.seeds["partition"]
+        parts = partition_indices(config.data_dir, config.partition, num_partitions, seed)
+        test_parts = iid_partition(len(arrays.test_labels), num_partitions, seed)
+        return ClientData(
+            train=train.subset(parts[partition_id]),
+            test=test.subset(test_parts[partition_id]),
+        )
+
+    def central_test(self, config: ExperimentConfig) -> TensorExamples:
+        _, test, _ = _standardised(config.data_dir)
+        return test

@@ -1,0 +1,62 @@
+"""Local training and evaluation loops, shared by clients and the server.
+
+ClientUpdate of Algorithm 1: for each of E local epochs, split the local data
+into batches of size B (in a fresh random order each epoch) and take one
+plain SGD step w <- w - eta * grad l(w; b) per batch. No momentum, no weight
+decay. B = inf (``batch_size=0``) makes the whole local data set one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from tasks.examples import ExampleSet
+
+
+def train_local(
+    model: nn.Module,
+    examples: ExampleSet,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    rng: np.random.Generator,
+) -> float:
+    """Run E epochs of plain SGD; return the mean training loss over all steps' examples."""
+    n = len(examples)
+    if n == 0:
+        raise ValueError("no training examples")
+    step = n if batch_size == 0 else batch_size
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0, weight_decay=0.0)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    total_loss, seen = 0.0, 0
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for start in range(0, n, step):
+            inputs, labels = examples.batch(order[start : start + step])
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs), labels)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach()) * len(labels)
+            seen += len(labels)
+    return total_loss / seen
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, examples: ExampleSet, *, batch_size: int = 1000) -> tuple[float, float]:
+    """Return (mean cross-entropy loss, accuracy) of ``model`` on ``examples``."""
+    n = len(examples)
+    if n == 0:
+        raise ValueError("no evaluation examples")
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, n, batch_size):
+        inputs, labels = examples.batch(np.arange(start, min(start + batch_size, n)))
+        logits = model(inputs)
+        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == labels).sum())
+    return loss_sum / n, correct / n
