@@ -1,0 +1,80 @@
+"""An in-process Grid for strategy and ServerApp tests: no Ray, no SuperLink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.common.constant import ErrorCode
+from flwr.serverapp import Grid
+from flwr.supercore.task_identity import TaskIdentity
+
+Handler = Callable[[Message, Context], Message]
+
+
+def set_task_identity() -> None:
+    """Message construction outside a running ServerApp needs these set."""
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+
+
+class FakeGrid(Grid):
+    """Delivers each message to ``handler`` with the destination node's context.
+
+    ``partition-id``/``num-partitions`` are set on each node as in simulation.
+    A handler that raises yields an error reply, as Flower does.
+    """
+
+    def __init__(
+        self, num_nodes: int, handler: Handler, run_config: dict[str, Any] | None = None
+    ) -> None:
+        self.node_ids = [1000 + i for i in range(num_nodes)]
+        self.handler = handler
+        self.contexts = {
+            node_id: Context(
+                run_id=1,
+                node_id=node_id,
+                node_config={"partition-id": i, "num-partitions": num_nodes},
+                state=RecordDict(),
+                run_config=dict(run_config or {}),
+            )
+            for i, node_id in enumerate(self.node_ids)
+        }
+        self.sent: list[Message] = []
+
+    def set_run(self, run: Any) -> None:
+        raise NotImplementedError
+
+    @property
+    def run(self) -> Any:
+        raise NotImplementedError
+
+    def create_message(self, *args: Any, **kwargs: Any) -> Message:
+        raise NotImplementedError
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.node_ids)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        raise NotImplementedError
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        raise NotImplementedError
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        replies = []
+        for i, message in enumerate(messages):
+            message.metadata.__dict__["_message_id"] = f"m{len(self.sent)}-{i}"
+            self.sent.append(message)
+            context = self.contexts[message.metadata.dst_node_id]
+            try:
+                reply = self.handler(message, context)
+            except Exception as error:  # noqa: BLE001 - becomes an error reply, as in Flower
+                reply = Message(
+                    Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, repr(error)), reply_to=message
+                )
+            reply.metadata.__dict__["_src_node_id"] = message.metadata.dst_node_id
+            replies.append(reply)
+        return replies
