@@ -28,11 +28,12 @@ def partition_of(node_config: Mapping[str, object]) -> tuple[int, int]:
     except KeyError as missing:
         raise NodeConfigError(
             f"node_config lacks {missing}; start the SuperNode with "
-            f"--node-config \"partition-id=<i> num-partitions=<K>\" (got {dict(node_config)})"
+            f'--node-config "partition-id=<i> num-partitions=<K>" (got {dict(node_config)})'
         ) from None
     if not isinstance(partition_id, int) or not isinstance(num_partitions, int):
         raise NodeConfigError(
-            f"partition-id and num-partitions must be integers, got {partition_id!r}, {num_partitions!r}"
+            "partition-id and num-partitions must be integers, "
+            f"got {partition_id!r}, {num_partitions!r}"
         )
     if not 0 <= partition_id < num_partitions:
         raise NodeConfigError(f"partition-id {partition_id} is not in [0, {num_partitions})")
@@ -40,6 +41,8 @@ def partition_of(node_config: Mapping[str, object]) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def load_client_data(config: ExperimentConfig, partition_id: int, num_partitions: int) -> ClientData:
+def load_client_data(
+    config: ExperimentConfig, partition_id: int, num_partitions: int
+) -> ClientData:
     """Return (and cache) the data of one client."""
     return get_task(config.task).client_data(config, partition_id, num_partitions)

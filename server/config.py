@@ -151,7 +151,7 @@ _FIELDS: dict[str, _Field] = {
     "max-update-norm": _Field(float, _in_range(0, _INF), "a number >= 0 (0 = no bound)"),
     "client-threads": _Field(int, _in_range(1, 256), "an integer in [1, 256]"),
     "data-dir": _Field(str, lambda v: True, "a path, or empty for the default source"),
-    "results-dir": _Field(str, lambda v: bool(v), "a non-empty path"),
+    "results-dir": _Field(str, bool, "a non-empty path"),
     "run-name": _Field(str, lambda v: "/" not in v, "a name without '/' (empty = automatic)"),
 }
 

@@ -98,7 +98,9 @@ class ResultsWriter:
             stream.flush()
         return row
 
-    def summary(self, *, status: str, error: str | None = None, stopped_early: bool = False) -> dict[str, Any]:
+    def summary(
+        self, *, status: str, error: str | None = None, stopped_early: bool = False
+    ) -> dict[str, Any]:
         evaluated = [r for r in self.rows if r["test_accuracy"] is not None]
         accuracies = [r["test_accuracy"] for r in evaluated]
         target = self.config.target
@@ -109,7 +111,9 @@ class ResultsWriter:
             "final_accuracy": accuracies[-1] if accuracies else None,
             "best_accuracy": max(accuracies) if accuracies else None,
             "target_accuracy": target,
-            "rounds_to_target": rounds_to_target([r["round"] for r in evaluated], accuracies, target)
+            "rounds_to_target": rounds_to_target(
+                [r["round"] for r in evaluated], accuracies, target
+            )
             if evaluated
             else None,
             "stopped_early": stopped_early,
@@ -120,7 +124,9 @@ class ResultsWriter:
             "wall_seconds": round(time.monotonic() - self._started, 3),
         }
 
-    def finish(self, *, status: str, error: str | None = None, stopped_early: bool = False) -> dict[str, Any]:
+    def finish(
+        self, *, status: str, error: str | None = None, stopped_early: bool = False
+    ) -> dict[str, Any]:
         """Write ``summary.json`` and return it."""
         summary = self.summary(status=status, error=error, stopped_early=stopped_early)
         write_json_atomic(self.directory / "summary.json", summary)

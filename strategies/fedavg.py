@@ -230,12 +230,18 @@ class FederatedAveraging(Strategy):
             if reason is not None or parsed is None:
                 record.clients_rejected += 1
                 record.rejections.append(f"node {node}: {reason}")
-                log(WARNING, "round %d: rejected the reply of node %d: %s", server_round, node, reason)
+                log(
+                    WARNING,
+                    "round %d: rejected the reply of node %d: %s",
+                    server_round,
+                    node,
+                    reason,
+                )
                 continue
             arrays, num_examples, loss = parsed
             mean.add(arrays, num_examples)
             loss_sum += loss * num_examples
-        metrics = {
+        metrics: dict[str, int | float | list[int] | list[float]] = {
             "clients-sampled": record.clients_sampled,
             "clients-replied": record.clients_replied,
             "clients-rejected": record.clients_rejected,
@@ -295,11 +301,13 @@ class FederatedAveraging(Strategy):
             return None
         record = self.records[server_round]
         record.eval_loss, record.eval_accuracy = loss_sum / total, correct_sum / total
-        return MetricRecord({EVAL_LOSS_KEY: record.eval_loss, EVAL_ACCURACY_KEY: record.eval_accuracy})
+        return MetricRecord(
+            {EVAL_LOSS_KEY: record.eval_loss, EVAL_ACCURACY_KEY: record.eval_accuracy}
+        )
 
     # ------------------------------------------------------------ round loop
 
-    def start(
+    def start(  # noqa: PLR0917 - Flower's signature
         self,
         grid: Grid,
         initial_arrays: ArrayRecord,
@@ -345,7 +353,9 @@ class FederatedAveraging(Strategy):
             if rec.test_accuracy is not None
         ]
         return rounds_to_target(
-            [r for r, _ in evaluated], [a for _, a in evaluated], self.target_accuracy  # type: ignore[misc]
+            [r for r, _ in evaluated],
+            [a for _, a in evaluated],
+            self.target_accuracy,  # type: ignore[misc]
         )
 
     def wait_for_nodes(self, grid: Grid) -> list[int]:
@@ -427,7 +437,12 @@ class FederatedAveraging(Strategy):
                 and record.test_accuracy >= self.target_accuracy
             )
             if self.stop_at_target and reached and server_round > 0:
-                log(INFO, "round %d: target accuracy %s reached, stopping", server_round, self.target_accuracy)
+                log(
+                    INFO,
+                    "round %d: target accuracy %s reached, stopping",
+                    server_round,
+                    self.target_accuracy,
+                )
                 raise _TargetReached
             return metrics
 

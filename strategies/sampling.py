@@ -48,10 +48,6 @@ def sample_clients(
     """
     population = sorted(set(int(n) for n in node_ids))
     if not 1 <= num_sampled <= len(population):
-        raise ValueError(
-            f"cannot sample {num_sampled} clients from {len(population)} available"
-        )
-    chosen = round_rng(seed, server_round).choice(
-        len(population), size=num_sampled, replace=False
-    )
+        raise ValueError(f"cannot sample {num_sampled} clients from {len(population)} available")
+    chosen = round_rng(seed, server_round).choice(len(population), size=num_sampled, replace=False)
     return [population[i] for i in sorted(chosen.tolist())]

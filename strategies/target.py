@@ -9,6 +9,7 @@ best-so-far accuracies 0.96 and 0.98 reaches 0.97 at round 15.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 
 def best_so_far(accuracies: Sequence[float]) -> list[float]:
@@ -39,7 +40,7 @@ def rounds_to_target(
     """
     if len(rounds) != len(accuracies):
         raise ValueError(f"{len(rounds)} rounds but {len(accuracies)} accuracies")
-    if any(b <= a for a, b in zip(rounds, rounds[1:])):
+    if any(b <= a for a, b in pairwise(rounds)):
         raise ValueError("rounds must be strictly increasing")
     curve = best_so_far(accuracies)
     for i, value in enumerate(curve):

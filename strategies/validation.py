@@ -28,10 +28,7 @@ class ArraySpec:
 
 def spec_of(arrays: Mapping[str, NDArray[np.generic]]) -> dict[str, ArraySpec]:
     """Return the expected spec (shape and dtype per name) of ``arrays``."""
-    return {
-        name: ArraySpec(tuple(value.shape), str(value.dtype))
-        for name, value in arrays.items()
-    }
+    return {name: ArraySpec(tuple(value.shape), str(value.dtype)) for name, value in arrays.items()}
 
 
 def check_num_examples(value: object, *, max_examples: int | None = None) -> str | None:

@@ -24,8 +24,15 @@ class ClientData:
 class Task(Protocol):
     """A model and its data, looked up by the run config's ``task`` name."""
 
-    name: str
-    num_classes: int
+    @property
+    def name(self) -> str:
+        """The run config's ``task`` value."""
+        ...
+
+    @property
+    def num_classes(self) -> int:
+        """Size of the softmax output."""
+        ...
 
     def build_model(self) -> nn.Module:
         """Return a freshly initialised model (seed torch before calling)."""

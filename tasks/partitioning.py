@@ -51,8 +51,7 @@ def pathological_partition(
     shuffled = rng.permutation(len(labels))
     by_label = shuffled[np.argsort(labels[shuffled], kind="stable")]
     shards = [
-        by_label[i * shard_size : (i + 1) * shard_size].astype(np.int64)
-        for i in range(num_shards)
+        by_label[i * shard_size : (i + 1) * shard_size].astype(np.int64) for i in range(num_shards)
     ]
     shard_labels = [frozenset(np.unique(labels[s]).tolist()) for s in shards]
 

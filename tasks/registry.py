@@ -8,11 +8,11 @@ from tasks.base import Task
 def get_task(name: str) -> Task:
     """Return the task called ``name`` (see ``server.config.KNOWN_TASKS``)."""
     if name in ("mnist-2nn", "mnist-cnn"):
-        from tasks.mnist.task import MnistTask  # noqa: PLC0415
+        from tasks.mnist.task import MnistTask
 
         return MnistTask(name)
     if name == "shakespeare-lstm":
-        from tasks.shakespeare.task import ShakespeareTask  # type: ignore[import-not-found]  # noqa: PLC0415
+        from tasks.shakespeare.task import ShakespeareTask  # type: ignore[import-not-found]
 
         return ShakespeareTask()  # type: ignore[no-any-return]
     raise KeyError(f"unknown task {name!r}")

@@ -47,7 +47,9 @@ def train_local(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, examples: ExampleSet, *, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, examples: ExampleSet, *, batch_size: int = 1000
+) -> tuple[float, float]:
     """Return (mean cross-entropy loss, accuracy) of ``model`` on ``examples``."""
     n = len(examples)
     if n == 0:

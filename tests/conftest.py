@@ -31,7 +31,9 @@ def real_mnist() -> Path:
     return real_mnist_dir()
 
 
-def write_synthetic_mnist(directory: Path, *, train: int = 600, test: int = 200, seed: int = 0) -> Path:
+def write_synthetic_mnist(
+    directory: Path, *, train: int = 600, test: int = 200, seed: int = 0
+) -> Path:
     """Learnable fake MNIST: each digit is a bright block at its own place, plus noise."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ class FakeGrid(Grid):
             context = self.contexts[message.metadata.dst_node_id]
             try:
                 reply = self.handler(message, context)
-            except Exception as error:  # noqa: BLE001 - becomes an error reply, as in Flower
+            except Exception as error:
                 reply = Message(
                     Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, repr(error)), reply_to=message
                 )

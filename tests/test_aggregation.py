@@ -6,7 +6,10 @@ from strategies.aggregation import WeightedMean, weighted_average
 
 def _updates(rng: np.random.Generator, m: int) -> list[dict[str, np.ndarray]]:
     return [
-        {"w": rng.normal(size=(4, 3)).astype(np.float32), "b": rng.normal(size=3).astype(np.float32)}
+        {
+            "w": rng.normal(size=(4, 3)).astype(np.float32),
+            "b": rng.normal(size=3).astype(np.float32),
+        }
         for _ in range(m)
     ]
 

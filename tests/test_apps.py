@@ -27,28 +27,48 @@ def dispatch(msg: Message, context: Context) -> Message:
 
 def run_server(run_config: dict[str, Any], nodes: int = 5, handler: Any = dispatch) -> FakeGrid:
     grid = FakeGrid(nodes, handler, run_config)
-    context = Context(run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config=run_config)
+    context = Context(
+        run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
+    )
     server_app.main(grid, context)
     return grid
 
 
 def base_config(data: Path, results: Path, **extra: Any) -> dict[str, Any]:
     return {
-        "data-dir": str(data), "results-dir": str(results), "run-name": "t",
-        "num-server-rounds": 3, "fraction-train": 1.0, "local-epochs": 2, "batch-size": 10,
-        "lr": 0.1, "client-threads": 1, **extra,
+        "data-dir": str(data),
+        "results-dir": str(results),
+        "run-name": "t",
+        "num-server-rounds": 3,
+        "fraction-train": 1.0,
+        "local-epochs": 2,
+        "batch-size": 10,
+        "lr": 0.1,
+        "client-threads": 1,
+        **extra,
     }
 
 
-def test_a_run_learns_and_writes_the_results_contract(synthetic_mnist: Path, tmp_path: Path) -> None:
+def test_a_run_learns_and_writes_the_results_contract(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
     run_server(base_config(synthetic_mnist, tmp_path, **{"fraction-evaluate": 1.0}))
     run_dir = tmp_path / "t"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["num_clients"] == 5 and config["config"]["local_epochs"] == 2
     rows = read_metrics(run_dir)
     assert [r["round"] for r in rows] == [0, 1, 2, 3]
-    for key in ("test_accuracy", "test_loss", "train_loss", "clients_sampled", "clients_replied",
-                "clients_rejected", "bytes_down", "bytes_up", "seconds"):
+    for key in (
+        "test_accuracy",
+        "test_loss",
+        "train_loss",
+        "clients_sampled",
+        "clients_replied",
+        "clients_rejected",
+        "bytes_down",
+        "bytes_up",
+        "seconds",
+    ):
         assert key in rows[-1]
     assert rows[-1]["clients_replied"] == 5 and rows[-1]["clients_rejected"] == 0
     assert rows[-1]["eval_accuracy"] is not None
@@ -63,12 +83,16 @@ def test_a_run_learns_and_writes_the_results_contract(synthetic_mnist: Path, tmp
 def test_same_seed_same_run(synthetic_mnist: Path, tmp_path: Path) -> None:
     accuracies = []
     for name in ("a", "b"):
-        run_server(base_config(synthetic_mnist, tmp_path, **{"run-name": name, "fraction-train": 0.4}))
+        run_server(
+            base_config(synthetic_mnist, tmp_path, **{"run-name": name, "fraction-train": 0.4})
+        )
         accuracies.append([r["test_accuracy"] for r in read_metrics(tmp_path / name)])
     assert accuracies[0] == accuracies[1]
 
 
-def test_fedsgd_runs_with_the_whole_local_set_as_one_batch(synthetic_mnist: Path, tmp_path: Path) -> None:
+def test_fedsgd_runs_with_the_whole_local_set_as_one_batch(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
     run_server(base_config(synthetic_mnist, tmp_path, **{"batch-size": 0, "local-epochs": 1}))
     rows = read_metrics(tmp_path / "t")
     assert rows[-1]["train_loss"] is not None and rows[-1]["clients_replied"] == 5
@@ -107,7 +131,9 @@ def test_missing_data_fails_before_any_round(tmp_path: Path) -> None:
     assert not (tmp_path / "t").exists()
 
 
-def test_a_failing_run_keeps_its_rounds_and_says_failed(synthetic_mnist: Path, tmp_path: Path) -> None:
+def test_a_failing_run_keeps_its_rounds_and_says_failed(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
     calls = {"n": 0}
 
     def crash_in_round_2(msg: Message, context: Context) -> Message:
@@ -124,8 +150,13 @@ def test_a_failing_run_keeps_its_rounds_and_says_failed(synthetic_mnist: Path, t
         return original(messages, timeout=timeout)
 
     grid.send_and_receive = send_and_receive  # type: ignore[method-assign]
-    context = Context(run_id=7, node_id=0, node_config={}, state=RecordDict(),
-                      run_config=base_config(synthetic_mnist, tmp_path))
+    context = Context(
+        run_id=7,
+        node_id=0,
+        node_config={},
+        state=RecordDict(),
+        run_config=base_config(synthetic_mnist, tmp_path),
+    )
     with pytest.raises(ConnectionError):
         server_app.main(grid, context)
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())

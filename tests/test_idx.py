@@ -33,7 +33,7 @@ def test_not_an_idx_file(tmp_path: Path) -> None:
 def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20)[:-8])
-    with pytest.raises(IdxFormatError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(IdxFormatError, match=r"t10k-images-idx3-ubyte\.gz"):
         read_idx(path)
 
 
@@ -42,7 +42,9 @@ def test_directory_with_a_missing_file_says_which(tmp_path: Path) -> None:
         load_idx_directory(tmp_path)
 
 
-def test_no_directory_and_no_hub_fails_fast_with_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_directory_and_no_hub_fails_fast_with_instructions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("FEDAVG_DATA_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     load_mnist.cache_clear()
@@ -64,7 +66,27 @@ def test_real_mnist_label_counts(real_mnist: Path) -> None:
     assert arrays.train_images.shape == (60000, 28, 28)
     assert arrays.test_images.shape == (10000, 28, 28)
     assert np.bincount(arrays.train_labels).tolist() == [
-        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
     assert np.bincount(arrays.test_labels).tolist() == [
-        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     assert arrays.train_images.mean() == pytest.approx(33.318, abs=1e-3)

@@ -15,8 +15,14 @@ def test_iid_gives_k_equal_parts_using_every_example_once() -> None:
 
 def test_partitions_are_reproducible_and_seeded() -> None:
     labels = np.repeat(np.arange(10), 600)
-    assert all(np.array_equal(a, b) for a, b in zip(
-        pathological_partition(labels, 50, 1), pathological_partition(labels, 50, 1)))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            pathological_partition(labels, 50, 1),
+            pathological_partition(labels, 50, 1),
+            strict=True,
+        )
+    )
     assert not np.array_equal(iid_partition(6000, 10, 1)[0], iid_partition(6000, 10, 2)[0])
 
 
@@ -32,7 +38,9 @@ def _check_pathological(labels: np.ndarray, parts: list[np.ndarray], size: int) 
 
 def test_pathological_on_uneven_synthetic_labels() -> None:
     rng = np.random.default_rng(0)
-    labels = rng.choice(10, size=6000, p=np.linspace(0.07, 0.13, 10))  # every class larger than a shard
+    labels = rng.choice(
+        10, size=6000, p=np.linspace(0.07, 0.13, 10)
+    )  # every class larger than a shard
     parts = pathological_partition(labels, 10, seed=3)
     _check_pathological(labels, parts, 600)
 

@@ -5,8 +5,17 @@ from strategies.sampling import clients_per_round, sample_clients
 
 @pytest.mark.parametrize(
     ("fraction", "k", "m"),
-    [(0.0, 100, 1), (0.1, 100, 10), (0.2, 100, 20), (0.5, 100, 50), (1.0, 100, 100),
-     (0.29, 100, 29), (0.1, 5, 1), (0.5, 3, 1), (1.0, 1, 1)],
+    [
+        (0.0, 100, 1),
+        (0.1, 100, 10),
+        (0.2, 100, 20),
+        (0.5, 100, 50),
+        (1.0, 100, 100),
+        (0.29, 100, 29),
+        (0.1, 5, 1),
+        (0.5, 3, 1),
+        (1.0, 1, 1),
+    ],
 )
 def test_clients_per_round_is_max_of_floor_c_k_and_one(fraction: float, k: int, m: int) -> None:
     assert clients_per_round(fraction, k) == m

@@ -49,7 +49,9 @@ def test_one_round_is_the_n_k_weighted_average_of_the_sampled_clients() -> None:
     assert len(sampled) == 3
     offsets = np.array([k + 1 for k in sampled], dtype=float)
     weights = 100 * offsets
-    np.testing.assert_allclose(final["w"], np.full((3, 2), np.average(offsets, weights=weights)), rtol=1e-6)
+    np.testing.assert_allclose(
+        final["w"], np.full((3, 2), np.average(offsets, weights=weights)), rtol=1e-6
+    )
     record = strategy.records[1]
     assert (record.clients_sampled, record.clients_replied, record.clients_rejected) == (3, 3, 0)
     assert record.examples == int(weights.sum())
@@ -57,8 +59,9 @@ def test_one_round_is_the_n_k_weighted_average_of_the_sampled_clients() -> None:
 
 
 def test_messages_carry_the_rounds_e_b_and_decayed_eta() -> None:
-    _, _, grid = run(honest, rounds=3, fraction_train=0.1, local_epochs=5, batch_size=0,
-                     lr=0.2, lr_decay=0.5)
+    _, _, grid = run(
+        honest, rounds=3, fraction_train=0.1, local_epochs=5, batch_size=0, lr=0.2, lr_decay=0.5
+    )
     configs = [m.content["config"] for m in grid.sent]
     assert [c["server-round"] for c in configs] == [1, 2, 3]
     assert [c["lr"] for c in configs] == pytest.approx([0.2, 0.1, 0.05])
@@ -69,7 +72,9 @@ def test_c_zero_samples_one_client_and_sampling_follows_the_seed() -> None:
     _, _, grid_a = run(honest, rounds=5, fraction_train=0.0, sampling_seed=9)
     _, _, grid_b = run(honest, rounds=5, fraction_train=0.0, sampling_seed=9)
     assert len(grid_a.sent) == 5
-    assert [m.metadata.dst_node_id for m in grid_a.sent] == [m.metadata.dst_node_id for m in grid_b.sent]
+    assert [m.metadata.dst_node_id for m in grid_a.sent] == [
+        m.metadata.dst_node_id for m in grid_b.sent
+    ]
 
 
 def _bad(kind: str) -> Callable[[Message, Context], Message]:
@@ -107,10 +112,19 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
 
 @pytest.mark.parametrize(
     ("kind", "reason"),
-    [("raises", "disk on fire"), ("nan", "NaN or Inf"), ("inf", "NaN or Inf"),
-     ("shape", "shape"), ("dtype", "dtype"), ("name", "names differ"),
-     ("no-n", "must be a number"), ("zero-n", "positive"), ("negative-n", "positive"),
-     ("no-arrays", "no ArrayRecord"), ("huge-update", "update norm")],
+    [
+        ("raises", "disk on fire"),
+        ("nan", "NaN or Inf"),
+        ("inf", "NaN or Inf"),
+        ("shape", "shape"),
+        ("dtype", "dtype"),
+        ("name", "names differ"),
+        ("no-n", "must be a number"),
+        ("zero-n", "positive"),
+        ("negative-n", "positive"),
+        ("no-arrays", "no ArrayRecord"),
+        ("huge-update", "update norm"),
+    ],
 )
 def test_a_bad_reply_is_excluded_counted_and_never_averaged_in(kind: str, reason: str) -> None:
     strategy, final, _ = run(_bad(kind), nodes=3, fraction_train=1.0, max_update_norm=1e3)
@@ -142,7 +156,9 @@ def test_round_records_reach_the_hook_and_target_stops_early() -> None:
     )
     initial = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
     result = strategy.start(
-        grid, initial, num_rounds=10,
+        grid,
+        initial,
+        num_rounds=10,
         evaluate_fn=lambda r, a: MetricRecord({"accuracy": next(accuracy), "loss": 1.0}),
     )
     assert [r.round for r in seen] == [0, 1, 2, 3]
@@ -168,4 +184,6 @@ def test_federated_evaluation_is_weighted_by_n_k() -> None:
     strategy, _, _ = run(handler, nodes=3, fraction_train=1.0, fraction_evaluate=1.0)
     weights = [10, 20, 30]
     assert strategy.records[1].eval_loss == pytest.approx(np.average([0, 1, 2], weights=weights))
-    assert strategy.records[1].eval_accuracy == pytest.approx(np.average([0, 0.1, 0.2], weights=weights))
+    assert strategy.records[1].eval_accuracy == pytest.approx(
+        np.average([0, 0.1, 0.2], weights=weights)
+    )

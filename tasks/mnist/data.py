@@ -100,13 +100,15 @@ def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> str | None:
 
 def load_from_hub(dataset: str = HUB_DATASET) -> MnistArrays:
     """Download MNIST through Hugging Face ``datasets`` (needs internet)."""
-    import datasets  # noqa: PLC0415 - heavy, and only needed on this path
+    import datasets
 
     splits = datasets.load_dataset(dataset)
     arrays: dict[str, NDArray[np.generic]] = {}
     for split in ("train", "test"):
         table = splits[split]
-        arrays[f"{split}_images"] = np.stack([np.asarray(im, dtype=np.uint8) for im in table["image"]])
+        arrays[f"{split}_images"] = np.stack(
+            [np.asarray(im, dtype=np.uint8) for im in table["image"]]
+        )
         arrays[f"{split}_labels"] = np.asarray(table["label"], dtype=np.int64)
     return MnistArrays(
         train_images=arrays["train_images"].astype(np.uint8),

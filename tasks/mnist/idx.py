@@ -64,9 +64,7 @@ def write_idx(path: Path, array: NDArray[np.generic]) -> None:
     native = np.dtype(array.dtype).newbyteorder("=")
     if native not in codes:
         raise ValueError(f"IDX cannot hold dtype {array.dtype}")
-    header = bytes([0, 0, codes[native], array.ndim]) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
+    header = bytes([0, 0, codes[native], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = header + array.astype(np.dtype(_TYPE_CODES[codes[native]])).tobytes()
     if path.suffix == ".gz":
         with gzip.open(path, "wb") as stream:

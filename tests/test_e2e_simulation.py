@@ -1,0 +1,62 @@
+"""End to end: `flwr run` through a real SuperLink and Ray, on real MNIST.
+
+The run's final status is read back with `flwr ls` by the script (the exit
+code of `flwr run --stream` is 0 even when the ServerApp crashed), and the
+results the ServerApp wrote are checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, real_mnist_dir
+
+pytestmark = pytest.mark.e2e
+SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
+
+
+def run_script(tmp_path: Path, port: int, run_config: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "FLWR_HOME": str(tmp_path / "flwr_home"),
+        "SUPERLINK_PORT": str(port),
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT), "20", "-c", run_config],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_simulation_on_real_mnist_completes_and_learns(tmp_path: Path) -> None:
+    data = real_mnist_dir()
+    results = tmp_path / "results"
+    done = run_script(
+        tmp_path,
+        9391,
+        f"data-dir='{data}' results-dir='{results}' run-name='e2e' num-server-rounds=3 "
+        "fraction-train=0.1 local-epochs=1 batch-size=10 lr=0.1",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "finished:completed" in done.stdout
+    summary = json.loads((results / "e2e" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 3
+    assert summary["final_accuracy"] > 0.85  # chance is 0.10
+    config = json.loads((results / "e2e" / "config.json").read_text())
+    assert config["num_clients"] == 20
+
+
+def test_a_crashed_serverapp_fails_the_script(tmp_path: Path) -> None:
+    done = run_script(tmp_path, 9392, f"data-dir='{tmp_path / 'no-such-dir'}' num-server-rounds=1")
+    assert done.returncode != 0
+    assert "finished:failed" in done.stdout
