@@ -20,7 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from server.config import ExperimentConfig, parse_config
 from server.results import ResultsWriter
 from strategies.fedavg import FederatedAveraging, RoundRecord
-from tasks.examples import ExampleSet
+from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
 from tasks.training import evaluate
 
@@ -86,6 +86,11 @@ def main(grid: Grid, context: Context) -> None:
     config = parse_config(context.run_config)
     task = get_task(config.task)
     test = task.central_test(config)  # fails fast when the data is missing
+    if config.eval_max_examples:
+        # A stated deviation for small machines: score a fixed seeded sample, not all of it.
+        full_size = len(test)
+        test = sample_examples(test, config.eval_max_examples, config.seeds["partition"])
+        log(INFO, "central test set: %d of %d examples (eval-max-examples)", len(test), full_size)
     strategy = build_strategy(config)
     num_clients = len(strategy.wait_for_nodes(grid))
     writer = ResultsWriter.create(

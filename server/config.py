@@ -58,6 +58,7 @@ class ExperimentConfig:
     stop_at_target: bool = False
     eval_every: int = 1
     eval_batch_size: int = 1000
+    eval_max_examples: int = 0  # 0 = the whole central test set; else a seeded sample
     fraction_evaluate: float = 0.0  # federated evaluation on clients' local splits
     min_nodes: int = 1
     node_wait_seconds: float = 120.0
@@ -144,6 +145,9 @@ _FIELDS: dict[str, _Field] = {
     "stop-at-target": _Field(bool, lambda v: True, "true or false"),
     "eval-every": _Field(int, _in_range(1, _INF), "an integer >= 1"),
     "eval-batch-size": _Field(int, _in_range(1, _INF), "an integer >= 1"),
+    "eval-max-examples": _Field(
+        int, _in_range(0, _INF), "an integer >= 0 (0 = the whole central test set)"
+    ),
     "fraction-evaluate": _Field(float, _in_range(0, 1), "a number in [0, 1]"),
     "min-nodes": _Field(int, _in_range(1, _INF), "an integer >= 1"),
     "node-wait-seconds": _Field(float, _in_range(0, _INF), "a number of seconds >= 0"),

@@ -12,7 +12,7 @@ def get_task(name: str) -> Task:
 
         return MnistTask(name)
     if name == "shakespeare-lstm":
-        from tasks.shakespeare.task import ShakespeareTask  # type: ignore[import-not-found]
+        from tasks.shakespeare.task import ShakespeareTask
 
-        return ShakespeareTask()  # type: ignore[no-any-return]
+        return ShakespeareTask()
     raise KeyError(f"unknown task {name!r}")

@@ -1,0 +1,1 @@
+"""Shakespeare next-character prediction: the paper's character LSTM, one client per role."""

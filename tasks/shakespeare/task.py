@@ -1,0 +1,54 @@
+"""The ``shakespeare-lstm`` task: the paper's character LSTM on one client per role.
+
+See ``federation`` for the clients (roles, the 80/20 line split, noniid and
+iid, K versus the number of roles) and ``windows`` for the samples.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from torch import nn
+
+from server.config import ExperimentConfig
+from tasks.base import ClientData
+from tasks.shakespeare.data import load_roles
+from tasks.shakespeare.federation import ClientText, central_test_set, federate
+from tasks.shakespeare.model import CharLSTM
+from tasks.shakespeare.windows import VOCAB_SIZE, CharWindows
+
+
+@functools.lru_cache(maxsize=4)
+def clients(data_dir: str, partition: str, num_partitions: int, seed: int) -> tuple[ClientText, ...]:
+    """The K clients' lines; computed once per process."""
+    return tuple(federate(load_roles(data_dir), partition, num_partitions, seed))
+
+
+@functools.lru_cache(maxsize=2)
+def _central_test(data_dir: str) -> CharWindows:
+    return central_test_set(load_roles(data_dir))
+
+
+@dataclass(frozen=True)
+class ShakespeareTask:
+    """Next-character prediction with the paper's 2-layer LSTM."""
+
+    name: str = "shakespeare-lstm"
+    num_classes: int = VOCAB_SIZE
+
+    def build_model(self) -> nn.Module:
+        return CharLSTM()
+
+    def client_data(
+        self, config: ExperimentConfig, partition_id: int, num_partitions: int
+    ) -> ClientData:
+        if not 0 <= partition_id < num_partitions:
+            raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions})")
+        seed = config.seeds["partition"]
+        client = clients(config.data_dir, config.partition, num_partitions, seed)[partition_id]
+        train, test = client.windows()
+        return ClientData(train=train, test=test)
+
+    def central_test(self, config: ExperimentConfig) -> CharWindows:
+        return _central_test(config.data_dir)
