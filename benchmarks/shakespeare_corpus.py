@@ -34,7 +34,9 @@ def _peak_rss_mb() -> float:
 
 def main() -> None:
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
-    directory = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FEDAVG_DATA_DIR", default))
+    directory = Path(
+        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FEDAVG_DATA_DIR", default)
+    )
     rss_before = _peak_rss_mb()
     start = time.perf_counter()
     roles = load_directory(directory)

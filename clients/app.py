@@ -27,7 +27,7 @@ from strategies.fedavg import (
 )
 from strategies.validation import NUM_EXAMPLES_KEY
 from tasks.registry import get_task
-from tasks.training import evaluate, train_local
+from tasks.training import evaluate, resolve_device, train_local
 
 app = ClientApp()
 
@@ -37,7 +37,7 @@ def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.M
     # Several simulated clients share the machine's cores: one thread each.
     torch.set_num_threads(config.client_threads)
     partition_id, num_partitions = partition_of(context.node_config)
-    model = get_task(config.task).build_model()
+    model = get_task(config.task).build_model().to(resolve_device(config.device))
     model.load_state_dict(msg.content.array_records[ARRAYS_KEY].to_torch_state_dict())
     return config, model, partition_id, num_partitions
 

@@ -22,7 +22,7 @@ from server.results import ResultsWriter
 from strategies.fedavg import FederatedAveraging, RoundRecord
 from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
-from tasks.training import evaluate
+from tasks.training import evaluate, resolve_device
 
 app = ServerApp()
 
@@ -37,7 +37,7 @@ def central_evaluator(
     config: ExperimentConfig, test: ExampleSet
 ) -> Callable[[int, ArrayRecord], MetricRecord | None]:
     """Evaluate the global model on the whole test set every ``eval-every`` rounds and the last."""
-    model = get_task(config.task).build_model()
+    model = get_task(config.task).build_model().to(resolve_device(config.device))
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         last = server_round == config.num_server_rounds

@@ -14,6 +14,7 @@ SuperNodes (``num-supernodes`` in simulation).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ class ExperimentConfig:
     round_timeout: float = 3600.0
     max_update_norm: float = 0.0  # 0 = no bound
     client_threads: int = 1
+    device: str = "auto"  # where models train and evaluate: auto = cuda when available
     data_dir: str = ""
     results_dir: str = "results"
     run_name: str = ""
@@ -154,6 +156,11 @@ _FIELDS: dict[str, _Field] = {
     "round-timeout": _Field(float, _in_range(0, _INF, lo_open=True), "a number of seconds > 0"),
     "max-update-norm": _Field(float, _in_range(0, _INF), "a number >= 0 (0 = no bound)"),
     "client-threads": _Field(int, _in_range(1, 256), "an integer in [1, 256]"),
+    "device": _Field(
+        str,
+        lambda v: v in ("auto", "cpu", "cuda") or bool(re.fullmatch(r"cuda:\d+", v)),
+        "auto (cuda when available), cpu, cuda or cuda:N",
+    ),
     "data-dir": _Field(str, lambda v: True, "a path, or empty for the default source"),
     "results-dir": _Field(str, bool, "a non-empty path"),
     "run-name": _Field(str, lambda v: "/" not in v, "a name without '/' (empty = automatic)"),

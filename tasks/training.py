@@ -20,6 +20,13 @@ from torch import nn
 from tasks.examples import ExampleSet
 
 
+def resolve_device(name: str) -> torch.device:
+    """The run config's ``device``: ``auto`` is the GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def train_local(
     model: nn.Module,
     examples: ExampleSet,
@@ -38,6 +45,7 @@ def train_local(
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0, weight_decay=0.0)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
+    device = next(model.parameters()).device  # batches go where the model is
     total_loss, seen = 0.0, 0
     for _ in range(epochs):
         order = rng.permutation(n)
@@ -46,6 +54,7 @@ def train_local(
             optimizer.zero_grad(set_to_none=True)
             for chunk_start in range(0, len(batch), max_chunk):
                 inputs, labels = examples.batch(batch[chunk_start : chunk_start + max_chunk])
+                inputs, labels = inputs.to(device), labels.to(device)
                 loss = loss_fn(model(inputs), labels) * (len(labels) / len(batch))
                 loss.backward()
                 total_loss += float(loss.detach()) * len(batch)
@@ -63,9 +72,11 @@ def evaluate(
     if n == 0:
         raise ValueError("no evaluation examples")
     model.eval()
+    device = next(model.parameters()).device
     loss_sum, correct = 0.0, 0
     for start in range(0, n, batch_size):
         inputs, labels = examples.batch(np.arange(start, min(start + batch_size, n)))
+        inputs, labels = inputs.to(device), labels.to(device)
         logits = model(inputs)
         loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
         correct += int((logits.argmax(dim=1) == labels).sum())

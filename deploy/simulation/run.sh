@@ -10,7 +10,7 @@
 # dependencies from PyPI unless told not to, and `flwr run --stream` exits 0
 # even when the ServerApp crashed. This script avoids all four.
 # Environment: FLWR_HOME (default ./.flwr_home), SUPERLINK_PORT (default 9191),
-# CLIENT_CPUS (default 1: one ClientApp per core).
+# CLIENT_CPUS (default 1: one ClientApp per core), CLIENT_GPUS (default unset: no GPU).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,8 +44,10 @@ for _ in $(seq 1 120); do
     sleep 0.25
 done
 
+# CLIENT_GPUS (e.g. 0.25: four ClientApps share a GPU) only when set: the default stays CPU.
+gpus=${CLIENT_GPUS:+ client-resources-num-gpus=$CLIENT_GPUS}
 out=$(flwr run "$app" sim --format json \
-    --federation-config "num-supernodes=$num_supernodes client-resources-num-cpus=${CLIENT_CPUS:-1}" "$@")
+    --federation-config "num-supernodes=$num_supernodes client-resources-num-cpus=${CLIENT_CPUS:-1}$gpus" "$@")
 run_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("run-id", ""))' "$out")
 [ -n "$run_id" ] || { echo "flwr run failed: $out" >&2; exit 1; }
 echo "run $run_id started"

@@ -71,7 +71,9 @@ def text_from_windows(character: str, xs: Sequence[str], ys: Sequence[str]) -> s
     return xs[0] + "".join(ys) if xs else ""
 
 
-def roles_from_windows(partitions: Iterable[tuple[str, Sequence[str], Sequence[str]]]) -> list[Role]:
+def roles_from_windows(
+    partitions: Iterable[tuple[str, Sequence[str], Sequence[str]]],
+) -> list[Role]:
     """Roles from (character_id, x column, y column) partitions, as from the hub."""
     speakers: dict[str, list[str]] = {}
     for character, xs, ys in partitions:

@@ -98,7 +98,9 @@ def _deal(lines: list[str], num_clients: int, rng: np.random.Generator) -> list[
     return [tuple(lines[i] for i in part) for part in np.array_split(order, num_clients)]
 
 
-def federate(roles: Sequence[Role], partition: str, num_clients: int, seed: int) -> list[ClientText]:
+def federate(
+    roles: Sequence[Role], partition: str, num_clients: int, seed: int
+) -> list[ClientText]:
     """The K clients of ``partition`` (``noniid`` or ``iid``); see the module docstring."""
     chosen = [roles[i] for i in choose_roles(len(roles), num_clients, seed)]
     if partition == "noniid":
@@ -109,9 +111,7 @@ def federate(roles: Sequence[Role], partition: str, num_clients: int, seed: int)
     train = _deal([line for r in chosen for line in r.train], num_clients, rng)
     # Every role has >= 1 train and >= 1 test line, so K <= N parts are never empty.
     test = _deal([line for r in chosen for line in r.test], num_clients, rng)
-    return [
-        ClientText(f"iid_{k:04d}", train[k], test[k]) for k in range(num_clients)
-    ]
+    return [ClientText(f"iid_{k:04d}", train[k], test[k]) for k in range(num_clients)]
 
 
 def central_test_set(roles: Sequence[Role]) -> CharWindows:

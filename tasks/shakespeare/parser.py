@@ -156,7 +156,8 @@ def parse_play(text: str, name: str) -> Play:
     paragraphs = [strip_stage_directions(p) for p in _paragraphs(lines[start:])]
     title_case = _uses_title_case(paragraphs)
     speaker: str | None = None
-    for rest in paragraphs:
+    for paragraph in paragraphs:
+        rest = paragraph
         if rest and is_section_heading(rest[0], alone=len(rest) == 1):
             # The lines after a heading in its paragraph are its place ("Throne.").
             speaker, rest = None, []

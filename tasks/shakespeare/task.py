@@ -20,7 +20,9 @@ from tasks.shakespeare.windows import VOCAB_SIZE, CharWindows
 
 
 @functools.lru_cache(maxsize=4)
-def clients(data_dir: str, partition: str, num_partitions: int, seed: int) -> tuple[ClientText, ...]:
+def clients(
+    data_dir: str, partition: str, num_partitions: int, seed: int
+) -> tuple[ClientText, ...]:
     """The K clients' lines; computed once per process."""
     return tuple(federate(load_roles(data_dir), partition, num_partitions, seed))
 

@@ -50,9 +50,7 @@ class CharWindows:
 
     def __init__(self, text: NDArray[np.uint8], positions: NDArray[np.int64]) -> None:
         positions = np.asarray(positions, dtype=np.int64)
-        if positions.size and (
-            positions.min() < SEQUENCE_LENGTH or positions.max() >= len(text)
-        ):
+        if positions.size and (positions.min() < SEQUENCE_LENGTH or positions.max() >= len(text)):
             raise ValueError(
                 f"label positions must lie in [{SEQUENCE_LENGTH}, {len(text)}), "
                 f"got [{positions.min()}, {positions.max()}]"
