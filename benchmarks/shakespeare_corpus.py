@@ -64,6 +64,12 @@ def main() -> None:
         f"(paper: {PAPER['clients']}); dropped: {all_roles - len(roles)}; "
         f"unattributed lines: {sum(p.unattributed_lines for p in plays)}"
     )
+    leaf_rule = {p.name: sum(len(lines) > 2 for lines in p.roles.values()) for p in plays}
+    print(
+        "roles with > 2 lines (the rule in the paper's authors' script, LEAF): "
+        f"{sum(leaf_rule.values())}; without All's Well (which that script skips): "
+        f"{sum(leaf_rule.values()) - leaf_rule.get('alls_well_that_ends_well', 0)}"
+    )
     natural = built["noniid"]
     train_n = np.array([len(tr) for tr, _ in natural])
     test_n = np.array([len(te) for _, te in natural])
@@ -85,9 +91,11 @@ def main() -> None:
         f"train samples per iid client: min {iid_n.min()}, median {int(np.median(iid_n))}, "
         f"max {iid_n.max()} (lines dealt equally)"
     )
+    mean_lines = train_lines / len(roles)
     for batch in (10, 50):
         print(
-            f"u = E n / (K B) at E=1, B={batch}: {train_n.mean() / batch:.1f} "
+            f"u = E n / (K B) at E=1, B={batch}: {train_n.mean() / batch:.1f} with n in samples "
+            f"(80-char windows), {mean_lines / batch:.1f} with n in lines "
             f"(paper: {'7.4' if batch == 10 else '1.5'})"
         )
     counts = test.label_counts()
