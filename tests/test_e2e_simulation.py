@@ -19,6 +19,8 @@ from tests.conftest import REPO, real_mnist_dir
 
 pytestmark = pytest.mark.e2e
 SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
+# Two SuperLink ports from here on; override where several checkouts run the suite at once.
+PORT = int(os.environ.get("FEDAVG_E2E_PORT", "9391"))
 
 
 def run_script(tmp_path: Path, port: int, run_config: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +45,7 @@ def test_simulation_on_real_mnist_completes_and_learns(tmp_path: Path) -> None:
     results = tmp_path / "results"
     done = run_script(
         tmp_path,
-        9391,
+        PORT,
         f"data-dir='{data}' results-dir='{results}' run-name='e2e' num-server-rounds=3 "
         "fraction-train=0.1 local-epochs=1 batch-size=10 lr=0.1",
     )
@@ -57,6 +59,8 @@ def test_simulation_on_real_mnist_completes_and_learns(tmp_path: Path) -> None:
 
 
 def test_a_crashed_serverapp_fails_the_script(tmp_path: Path) -> None:
-    done = run_script(tmp_path, 9392, f"data-dir='{tmp_path / 'no-such-dir'}' num-server-rounds=1")
+    done = run_script(
+        tmp_path, PORT + 1, f"data-dir='{tmp_path / 'no-such-dir'}' num-server-rounds=1"
+    )
     assert done.returncode != 0
     assert "finished:failed" in done.stdout
