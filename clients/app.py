@@ -16,6 +16,7 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from clients.data import load_client_data, partition_of
+from clients.faults import maybe_inject_fault
 from server.config import ExperimentConfig, parse_config
 from strategies.fedavg import (
     ARRAYS_KEY,
@@ -48,6 +49,7 @@ def train(msg: Message, context: Context) -> Message:
     config, model, partition_id, num_partitions = _setup(msg, context)
     round_config = msg.content.config_records[CONFIG_KEY]
     server_round = int(round_config["server-round"])  # type: ignore[arg-type]
+    maybe_inject_fault(config, server_round, partition_id)
     data = load_client_data(config, partition_id, num_partitions)
     # Batch order is a function of (seed, round, client): the same run gives
     # the same updates in simulation and on a real federation.

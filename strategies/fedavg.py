@@ -110,6 +110,12 @@ class FederatedAveraging(Strategy):
         max_update_norm: reject replies with ||w_k - w_t|| above this; None
             for no bound (default: None).
         max_examples: reject replies whose n_k exceeds this (default: None).
+        min_replies: valid replies needed to update the model; a round with
+            fewer is skipped, w_{t+1} = w_t, and logged (default: 1).
+        first_round: the number of the first round this ``start`` runs;
+            above 1 when resuming from a checkpoint of round first_round - 1.
+            Sampling, eta_t and the records use these absolute rounds, so a
+            resumed run repeats the uninterrupted one (default: 1).
         target_accuracy: the accuracy for rounds-to-target (default: None).
         stop_at_target: end the run at the first evaluated round whose
             accuracy reaches the target (default: False).
@@ -131,6 +137,8 @@ class FederatedAveraging(Strategy):
         fraction_evaluate: float = 0.0,
         max_update_norm: float | None = None,
         max_examples: int | None = None,
+        min_replies: int = 1,
+        first_round: int = 1,
         target_accuracy: float | None = None,
         stop_at_target: bool = False,
         on_round_end: Callable[[RoundRecord], None] | None = None,
@@ -140,6 +148,10 @@ class FederatedAveraging(Strategy):
             raise ValueError(
                 f"need E >= 1, B >= 0, eta > 0, 0 < lr_decay <= 1; got E={local_epochs}, "
                 f"B={batch_size}, eta={lr}, lr_decay={lr_decay}"
+            )
+        if min_replies < 1 or first_round < 1:
+            raise ValueError(
+                f"need min_replies >= 1 and first_round >= 1, got {min_replies}, {first_round}"
             )
         if stop_at_target and target_accuracy is None:
             raise ValueError("stop_at_target needs a target_accuracy")
@@ -157,6 +169,8 @@ class FederatedAveraging(Strategy):
         self.target_accuracy = target_accuracy
         self.stop_at_target = stop_at_target
         self.on_round_end = on_round_end
+        self.min_replies = min_replies
+        self.first_round = first_round
         self.records: dict[int, RoundRecord] = {}
         self._global: NamedArrays = {}
         self._round_started = 0.0
@@ -184,6 +198,7 @@ class FederatedAveraging(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample S_t and send each client w_t with the round's E, B and eta_t."""
+        server_round = self._absolute(server_round)
         self._round_started = time.monotonic()
         self._global = to_named_arrays(arrays)
         node_ids = self.wait_for_nodes(grid)
@@ -211,6 +226,7 @@ class FederatedAveraging(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Average the valid replies by n_k; reject and count the others."""
+        server_round = self._absolute(server_round)
         record = self.records.setdefault(server_round, RoundRecord(round=server_round))
         expected = spec_of(self._global)
         mean = WeightedMean()
@@ -246,8 +262,16 @@ class FederatedAveraging(Strategy):
             "clients-replied": record.clients_replied,
             "clients-rejected": record.clients_rejected,
         }
-        if mean.count == 0:
-            log(WARNING, "round %d: no valid reply; the global model stays as it was", server_round)
+        if mean.count < self.min_replies:
+            log(
+                WARNING,
+                "round %d skipped: %d valid replies of %d sampled, need min-replies=%d; "
+                "the global model stays as it was",
+                server_round,
+                mean.count,
+                record.clients_sampled,
+                self.min_replies,
+            )
             return None, MetricRecord(metrics)
         record.examples = int(mean.total_weight)
         record.train_loss = loss_sum / mean.total_weight
@@ -261,6 +285,7 @@ class FederatedAveraging(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Ask a fraction of the clients to evaluate w_{t+1} locally (off by default)."""
+        server_round = self._absolute(server_round)
         if self.fraction_evaluate <= 0:
             return []
         node_ids = self.wait_for_nodes(grid)
@@ -280,6 +305,7 @@ class FederatedAveraging(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
         """n_k-weighted mean of the clients' local loss and accuracy."""
+        server_round = self._absolute(server_round)
         total, loss_sum, correct_sum = 0, 0.0, 0.0
         for reply in replies:
             if reply.has_error() or METRICS_KEY not in reply.content.metric_records:
@@ -329,12 +355,13 @@ class FederatedAveraging(Strategy):
         self._stopped_early = False
         hook = self._evaluation_hook(evaluate_fn)
         try:
-            result = super().start(
+            super().start(
                 grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, hook
             )
         except _TargetReached:
             self._stopped_early = True
-            result = self._result_so_far()
+        # Built from our records so that rounds are absolute (also when resuming).
+        result = self._result_so_far()
         result.arrays = to_array_record(self._global)
         return result
 
@@ -422,6 +449,9 @@ class FederatedAveraging(Strategy):
 
     def _evaluation_hook(self, evaluate_fn: EvaluateFn | None) -> EvaluateFn:
         def hook(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            if server_round == 0 and self.first_round > 1:
+                return None  # resuming: the checkpoint's model was evaluated before
+            server_round = self._absolute(server_round) if server_round else 0
             metrics = evaluate_fn(server_round, arrays) if evaluate_fn else None
             record = self.records.setdefault(server_round, RoundRecord(round=server_round))
             if metrics is not None:
@@ -448,12 +478,25 @@ class FederatedAveraging(Strategy):
 
         return hook
 
+    def _absolute(self, local_round: int) -> int:
+        """Flower counts the rounds of this ``start`` from 1; we count from the run's start."""
+        return local_round + self.first_round - 1
+
+    @property
+    def global_arrays(self) -> NamedArrays:
+        """The current global model w_t by array name."""
+        return self._global
+
     def _result_so_far(self) -> Result:
         result = Result()
         for r, rec in sorted(self.records.items()):
             if rec.train_loss is not None:
                 result.train_metrics_clientapp[r] = MetricRecord(
                     {TRAIN_LOSS_KEY: rec.train_loss, NUM_EXAMPLES_KEY: rec.examples}
+                )
+            if rec.eval_accuracy is not None and rec.eval_loss is not None:
+                result.evaluate_metrics_clientapp[r] = MetricRecord(
+                    {EVAL_ACCURACY_KEY: rec.eval_accuracy, EVAL_LOSS_KEY: rec.eval_loss}
                 )
             if rec.test_accuracy is not None and rec.test_loss is not None:
                 result.evaluate_metrics_serverapp[r] = MetricRecord(
