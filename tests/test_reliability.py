@@ -74,7 +74,7 @@ def test_resume_refuses_another_experiment(synthetic_mnist: Path, tmp_path: Path
         tmp_path,
         **{"num-server-rounds": 4, "lr": 0.5, "resume-from": str(tmp_path / "t")},
     )
-    with pytest.raises(ConfigError, match="'lr' = 0.5"):
+    with pytest.raises(ConfigError, match=r"'lr' = 0\.5"):
         run_server(other)
     done = base_config(
         synthetic_mnist, tmp_path, **{"num-server-rounds": 2, "resume-from": str(tmp_path / "t")}
