@@ -50,6 +50,9 @@ METRICS_KEY = "metrics"
 TRAIN_LOSS_KEY = "train-loss"
 EVAL_LOSS_KEY = "eval-loss"
 EVAL_ACCURACY_KEY = "eval-accuracy"
+IDENTIFY_MESSAGE_TYPE = "query.identify"
+IDENTITY_KEY = "identity"
+CLIENT_ID_KEY = "client-id"
 # Federated evaluation samples from its own stream, so that turning it on
 # does not change which clients train.
 _EVALUATE_SEED_OFFSET = 0x5EED
@@ -119,6 +122,12 @@ class FederatedAveraging(Strategy):
         target_accuracy: the accuracy for rounds-to-target (default: None).
         stop_at_target: end the run at the first evaluated round whose
             accuracy reaches the target (default: False).
+        identify_clients: ask each node once for its client id (its
+            partition) and sample over client ids rather than node ids.
+            Flower gives nodes random ids in every run, so without this the
+            same seed would pick other clients in another run or on another
+            engine (default: True).
+        identify_timeout: seconds to wait for those answers (default: 60).
         on_round_end: called with each round's ``RoundRecord`` once the
             round, including central evaluation, is done (default: None).
     """
@@ -141,6 +150,8 @@ class FederatedAveraging(Strategy):
         first_round: int = 1,
         target_accuracy: float | None = None,
         stop_at_target: bool = False,
+        identify_clients: bool = True,
+        identify_timeout: float = 60.0,
         on_round_end: Callable[[RoundRecord], None] | None = None,
     ) -> None:
         clients_per_round(fraction_train, 1)  # validates C
@@ -174,6 +185,9 @@ class FederatedAveraging(Strategy):
         self.records: dict[int, RoundRecord] = {}
         self._global: NamedArrays = {}
         self._round_started = 0.0
+        self.identify_clients = identify_clients
+        self.identify_timeout = identify_timeout
+        self._client_ids: dict[int, int | None] = {}
 
     # ------------------------------------------------------------------ hooks
 
@@ -203,7 +217,7 @@ class FederatedAveraging(Strategy):
         self._global = to_named_arrays(arrays)
         node_ids = self.wait_for_nodes(grid)
         m = clients_per_round(self.fraction_train, len(node_ids))
-        sampled = sample_clients(node_ids, m, seed=self.sampling_seed, server_round=server_round)
+        sampled = self._sample(grid, node_ids, m, self.sampling_seed, server_round)
         lr = self.learning_rate(server_round)
         # A copy: Flower hands the same ConfigRecord to every round.
         train_config = ConfigRecord(dict(config))
@@ -290,12 +304,8 @@ class FederatedAveraging(Strategy):
             return []
         node_ids = self.wait_for_nodes(grid)
         m = clients_per_round(self.fraction_evaluate, len(node_ids))
-        sampled = sample_clients(
-            node_ids,
-            m,
-            seed=self.sampling_seed + _EVALUATE_SEED_OFFSET,
-            server_round=server_round,
-        )
+        seed = self.sampling_seed + _EVALUATE_SEED_OFFSET
+        sampled = self._sample(grid, node_ids, m, seed, server_round)
         evaluate_config = ConfigRecord(dict(config))
         evaluate_config["server-round"] = server_round
         self.records[server_round].bytes_down += arrays.count_bytes() * len(sampled)
@@ -401,6 +411,45 @@ class FederatedAveraging(Strategy):
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     # --------------------------------------------------------------- helpers
+
+    def _sample(
+        self, grid: Grid, node_ids: list[int], m: int, seed: int, server_round: int
+    ) -> list[int]:
+        """S_t: m of the nodes, drawn over their client ids (see ``identify_clients``)."""
+        order = self.client_order(grid, node_ids)
+        positions = sample_clients(range(len(order)), m, seed=seed, server_round=server_round)
+        return [order[p] for p in positions]
+
+    def client_order(self, grid: Grid, node_ids: list[int]) -> list[int]:
+        """Node ids sorted by client id; nodes without one follow, by node id."""
+        unknown = [n for n in node_ids if n not in self._client_ids]
+        if unknown and self.identify_clients:
+            self._client_ids.update(self._identify(grid, unknown))
+        for node in unknown:
+            self._client_ids.setdefault(node, None)
+
+        def key(node: int) -> tuple[int, int, int]:
+            client = self._client_ids[node]
+            return (0, client, node) if client is not None else (1, 0, node)
+
+        return sorted(node_ids, key=key)
+
+    def _identify(self, grid: Grid, node_ids: list[int]) -> dict[int, int | None]:
+        messages = [
+            Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY_MESSAGE_TYPE)
+            for n in node_ids
+        ]
+        found: dict[int, int | None] = {}
+        for reply in grid.send_and_receive(messages, timeout=self.identify_timeout):
+            value = None
+            if reply.has_content() and IDENTITY_KEY in reply.content.config_records:
+                value = reply.content.config_records[IDENTITY_KEY].get(CLIENT_ID_KEY)
+            valid = isinstance(value, int) and not isinstance(value, bool)
+            found[reply.metadata.src_node_id] = value if valid else None  # type: ignore[assignment]
+        missing = len(node_ids) - sum(v is not None for v in found.values())
+        if missing:
+            log(WARNING, "%d node(s) gave no client id; they are ordered by node id", missing)
+        return found
 
     def _messages(
         self,

@@ -27,7 +27,11 @@ def crashing_grid(run_config: dict[str, Any], crash_round: int) -> FakeGrid:
 
     def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
         messages = list(messages)
-        if messages and messages[0].content["config"]["server-round"] == crash_round:
+        if (
+            messages
+            and messages[0].metadata.message_type == "train"
+            and (messages[0].content["config"]["server-round"] == crash_round)
+        ):
             raise ConnectionError("killed")
         return original(messages, timeout=timeout)
 
