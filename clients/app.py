@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from clients.data import load_client_data, partition_of
+from clients.faults import maybe_inject_fault
 from server.config import ExperimentConfig, parse_config
 from strategies.fedavg import (
     ARRAYS_KEY,
+    CLIENT_ID_KEY,
     CONFIG_KEY,
     EVAL_ACCURACY_KEY,
     EVAL_LOSS_KEY,
+    IDENTITY_KEY,
     METRICS_KEY,
     TRAIN_LOSS_KEY,
 )
@@ -48,6 +51,7 @@ def train(msg: Message, context: Context) -> Message:
     config, model, partition_id, num_partitions = _setup(msg, context)
     round_config = msg.content.config_records[CONFIG_KEY]
     server_round = int(round_config["server-round"])  # type: ignore[arg-type]
+    maybe_inject_fault(config, server_round, partition_id)
     data = load_client_data(config, partition_id, num_partitions)
     # Batch order is a function of (seed, round, client): the same run gives
     # the same updates in simulation and on a real federation.
@@ -81,3 +85,11 @@ def local_evaluate(msg: Message, context: Context) -> Message:
         {EVAL_LOSS_KEY: loss, EVAL_ACCURACY_KEY: accuracy, NUM_EXAMPLES_KEY: len(data.test)}
     )
     return Message(RecordDict({METRICS_KEY: metrics}), reply_to=msg)
+
+
+@app.query("identify")
+def identify(msg: Message, context: Context) -> Message:
+    """Tell the server which client (partition) this node is, so that sampling is reproducible."""
+    partition_id, _ = partition_of(context.node_config)
+    identity = ConfigRecord({CLIENT_ID_KEY: partition_id})
+    return Message(RecordDict({IDENTITY_KEY: identity}), reply_to=msg)

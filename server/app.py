@@ -17,9 +17,11 @@ from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
+from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from server.config import ExperimentConfig, parse_config
 from server.results import ResultsWriter
 from strategies.fedavg import FederatedAveraging, RoundRecord
+from strategies.records import to_array_record
 from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device
@@ -50,7 +52,7 @@ def central_evaluator(
     return evaluate_fn
 
 
-def build_strategy(config: ExperimentConfig) -> FederatedAveraging:
+def build_strategy(config: ExperimentConfig, *, first_round: int = 1) -> FederatedAveraging:
     """The paper's FederatedAveraging with the config's C, E, B and eta."""
     return FederatedAveraging(
         fraction_train=config.fraction_train,
@@ -63,6 +65,9 @@ def build_strategy(config: ExperimentConfig) -> FederatedAveraging:
         node_wait_seconds=config.node_wait_seconds,
         fraction_evaluate=config.fraction_evaluate,
         max_update_norm=config.max_update_norm or None,
+        max_examples=config.max_num_examples or None,
+        min_replies=config.min_replies,
+        first_round=first_round,
         target_accuracy=config.target,
         stop_at_target=config.stop_at_target,
     )
@@ -91,30 +96,48 @@ def main(grid: Grid, context: Context) -> None:
         full_size = len(test)
         test = sample_examples(test, config.eval_max_examples, config.seeds["partition"])
         log(INFO, "central test set: %d of %d examples (eval-max-examples)", len(test), full_size)
-    strategy = build_strategy(config)
+    checkpoint = load_checkpoint(config.resume_from) if config.resume_from else None
+    if checkpoint is not None:
+        check_compatible(checkpoint, config)
+    first_round = checkpoint.round + 1 if checkpoint else 1
+    strategy = build_strategy(config, first_round=first_round)
     num_clients = len(strategy.wait_for_nodes(grid))
-    writer = ResultsWriter.create(
-        config,
-        run_id=context.run_id,
-        num_clients=num_clients,
-        extra={
-            "flwr_version": flwr.__version__,
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-        },
-    )
+    if checkpoint is not None:
+        writer = ResultsWriter.resume(checkpoint.path.parent, config, after_round=checkpoint.round)
+        initial_arrays = to_array_record(checkpoint.arrays)
+        log(INFO, "resuming %s after round %d", writer.directory, checkpoint.round)
+    else:
+        writer = ResultsWriter.create(
+            config,
+            run_id=context.run_id,
+            num_clients=num_clients,
+            extra={
+                "flwr_version": flwr.__version__,
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+            },
+        )
+        initial_arrays = ArrayRecord(initial_model(config).state_dict())
     log(INFO, "results: %s (K=%d clients)", writer.directory, num_clients)
 
     def on_round_end(record: RoundRecord) -> None:
         writer.append_round(record)
         log(INFO, progress_line(record, config.num_server_rounds))
+        every, last = config.checkpoint_every, record.round == config.num_server_rounds
+        if every and record.round > 0 and (record.round % every == 0 or last):
+            save_checkpoint(
+                writer.directory,
+                server_round=record.round,
+                arrays=strategy.global_arrays,
+                config=config,
+            )
 
     strategy.on_round_end = on_round_end
     try:
         strategy.start(
             grid=grid,
-            initial_arrays=ArrayRecord(initial_model(config).state_dict()),
-            num_rounds=config.num_server_rounds,
+            initial_arrays=initial_arrays,
+            num_rounds=config.num_server_rounds - first_round + 1,
             timeout=config.round_timeout,
             evaluate_fn=central_evaluator(config, test),
         )

@@ -65,6 +65,13 @@ class ExperimentConfig:
     node_wait_seconds: float = 120.0
     round_timeout: float = 3600.0
     max_update_norm: float = 0.0  # 0 = no bound
+    max_num_examples: int = 0  # 0 = no bound on a reply's n_k
+    min_replies: int = 1
+    checkpoint_every: int = 5  # 0 = never
+    resume_from: str = ""
+    inject_failure_rate: float = 0.0
+    inject_delay_rate: float = 0.0
+    inject_delay_seconds: float = 0.0
     client_threads: int = 1
     device: str = "auto"  # where models train and evaluate: auto = cuda when available
     data_dir: str = ""
@@ -155,6 +162,13 @@ _FIELDS: dict[str, _Field] = {
     "node-wait-seconds": _Field(float, _in_range(0, _INF), "a number of seconds >= 0"),
     "round-timeout": _Field(float, _in_range(0, _INF, lo_open=True), "a number of seconds > 0"),
     "max-update-norm": _Field(float, _in_range(0, _INF), "a number >= 0 (0 = no bound)"),
+    "max-num-examples": _Field(int, _in_range(0, _INF), "an integer >= 0 (0 = no bound)"),
+    "min-replies": _Field(int, _in_range(1, _INF), "an integer >= 1"),
+    "checkpoint-every": _Field(int, _in_range(0, _INF), "an integer >= 0 (0 = never)"),
+    "resume-from": _Field(str, lambda v: True, "a run directory or checkpoint file, or empty"),
+    "inject-failure-rate": _Field(float, _in_range(0, 1), "a probability in [0, 1]"),
+    "inject-delay-rate": _Field(float, _in_range(0, 1), "a probability in [0, 1]"),
+    "inject-delay-seconds": _Field(float, _in_range(0, _INF), "a number of seconds >= 0"),
     "client-threads": _Field(int, _in_range(1, 256), "an integer in [1, 256]"),
     "device": _Field(
         str,

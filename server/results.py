@@ -86,6 +86,32 @@ class ResultsWriter:
         writer.metrics_path.touch()
         return writer
 
+    @classmethod
+    def resume(
+        cls, directory: Path, config: ExperimentConfig, *, after_round: int
+    ) -> ResultsWriter:
+        """Continue ``directory``: keep its rows up to ``after_round``, drop later ones.
+
+        Rows after the checkpoint belong to rounds that the resumed run will
+        redo; ``metrics.jsonl`` is rewritten atomically without them.
+        """
+        writer = cls(directory, config)
+        writer.rows = [r for r in read_metrics(directory) if r["round"] <= after_round]
+        tmp = writer.metrics_path.with_name(writer.metrics_path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in writer.rows))
+        os.replace(tmp, writer.metrics_path)
+        config_path = directory / "config.json"
+        saved = json.loads(config_path.read_text())
+        saved.setdefault("resumed", []).append(
+            {
+                "after_round": after_round,
+                "at": datetime.now(UTC).isoformat(),
+                "config": config.to_dict(),
+            }
+        )
+        write_json_atomic(config_path, saved)
+        return writer
+
     def append_round(self, record: RoundRecord) -> dict[str, Any]:
         """Append one round's row to ``metrics.jsonl`` and return it."""
         values = dataclasses.asdict(record)

@@ -27,6 +27,7 @@ class WeightedMean:
 
     def __init__(self) -> None:
         self._sums: dict[str, NDArray[np.float64]] = {}
+        self._scratch: dict[str, NDArray[np.float64]] = {}
         self._dtypes: dict[str, np.dtype[np.generic]] = {}
         self._total_weight = 0.0
         self.count = 0
@@ -48,9 +49,16 @@ class WeightedMean:
         for name, value in arrays.items():
             if name not in self._sums:
                 self._sums[name] = np.zeros(value.shape, dtype=np.float64)
+                self._scratch[name] = np.empty(value.shape, dtype=np.float64)
                 self._dtypes[name] = value.dtype
-            # In place: no temporary of the model's size beyond the cast.
-            self._sums[name] += weight * value.astype(np.float64, copy=False)
+            elif value.shape != self._sums[name].shape:
+                raise ValueError(
+                    f"array {name!r} has shape {value.shape}, expected {self._sums[name].shape}"
+                )
+            # Into a reused float64 buffer: no allocation per update, whatever m is.
+            scratch = self._scratch[name]
+            np.multiply(value, weight, out=scratch, dtype=np.float64, casting="unsafe")
+            self._sums[name] += scratch
         self._total_weight += float(weight)
         self.count += 1
 

@@ -50,6 +50,9 @@ METRICS_KEY = "metrics"
 TRAIN_LOSS_KEY = "train-loss"
 EVAL_LOSS_KEY = "eval-loss"
 EVAL_ACCURACY_KEY = "eval-accuracy"
+IDENTIFY_MESSAGE_TYPE = "query.identify"
+IDENTITY_KEY = "identity"
+CLIENT_ID_KEY = "client-id"
 # Federated evaluation samples from its own stream, so that turning it on
 # does not change which clients train.
 _EVALUATE_SEED_OFFSET = 0x5EED
@@ -110,9 +113,21 @@ class FederatedAveraging(Strategy):
         max_update_norm: reject replies with ||w_k - w_t|| above this; None
             for no bound (default: None).
         max_examples: reject replies whose n_k exceeds this (default: None).
+        min_replies: valid replies needed to update the model; a round with
+            fewer is skipped, w_{t+1} = w_t, and logged (default: 1).
+        first_round: the number of the first round this ``start`` runs;
+            above 1 when resuming from a checkpoint of round first_round - 1.
+            Sampling, eta_t and the records use these absolute rounds, so a
+            resumed run repeats the uninterrupted one (default: 1).
         target_accuracy: the accuracy for rounds-to-target (default: None).
         stop_at_target: end the run at the first evaluated round whose
             accuracy reaches the target (default: False).
+        identify_clients: ask each node once for its client id (its
+            partition) and sample over client ids rather than node ids.
+            Flower gives nodes random ids in every run, so without this the
+            same seed would pick other clients in another run or on another
+            engine (default: True).
+        identify_timeout: seconds to wait for those answers (default: 60).
         on_round_end: called with each round's ``RoundRecord`` once the
             round, including central evaluation, is done (default: None).
     """
@@ -131,8 +146,12 @@ class FederatedAveraging(Strategy):
         fraction_evaluate: float = 0.0,
         max_update_norm: float | None = None,
         max_examples: int | None = None,
+        min_replies: int = 1,
+        first_round: int = 1,
         target_accuracy: float | None = None,
         stop_at_target: bool = False,
+        identify_clients: bool = True,
+        identify_timeout: float = 60.0,
         on_round_end: Callable[[RoundRecord], None] | None = None,
     ) -> None:
         clients_per_round(fraction_train, 1)  # validates C
@@ -140,6 +159,10 @@ class FederatedAveraging(Strategy):
             raise ValueError(
                 f"need E >= 1, B >= 0, eta > 0, 0 < lr_decay <= 1; got E={local_epochs}, "
                 f"B={batch_size}, eta={lr}, lr_decay={lr_decay}"
+            )
+        if min_replies < 1 or first_round < 1:
+            raise ValueError(
+                f"need min_replies >= 1 and first_round >= 1, got {min_replies}, {first_round}"
             )
         if stop_at_target and target_accuracy is None:
             raise ValueError("stop_at_target needs a target_accuracy")
@@ -157,9 +180,14 @@ class FederatedAveraging(Strategy):
         self.target_accuracy = target_accuracy
         self.stop_at_target = stop_at_target
         self.on_round_end = on_round_end
+        self.min_replies = min_replies
+        self.first_round = first_round
         self.records: dict[int, RoundRecord] = {}
         self._global: NamedArrays = {}
         self._round_started = 0.0
+        self.identify_clients = identify_clients
+        self.identify_timeout = identify_timeout
+        self._client_ids: dict[int, int | None] = {}
 
     # ------------------------------------------------------------------ hooks
 
@@ -184,11 +212,12 @@ class FederatedAveraging(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample S_t and send each client w_t with the round's E, B and eta_t."""
+        server_round = self._absolute(server_round)
         self._round_started = time.monotonic()
         self._global = to_named_arrays(arrays)
         node_ids = self.wait_for_nodes(grid)
         m = clients_per_round(self.fraction_train, len(node_ids))
-        sampled = sample_clients(node_ids, m, seed=self.sampling_seed, server_round=server_round)
+        sampled = self._sample(grid, node_ids, m, self.sampling_seed, server_round)
         lr = self.learning_rate(server_round)
         # A copy: Flower hands the same ConfigRecord to every round.
         train_config = ConfigRecord(dict(config))
@@ -211,6 +240,7 @@ class FederatedAveraging(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Average the valid replies by n_k; reject and count the others."""
+        server_round = self._absolute(server_round)
         record = self.records.setdefault(server_round, RoundRecord(round=server_round))
         expected = spec_of(self._global)
         mean = WeightedMean()
@@ -246,8 +276,16 @@ class FederatedAveraging(Strategy):
             "clients-replied": record.clients_replied,
             "clients-rejected": record.clients_rejected,
         }
-        if mean.count == 0:
-            log(WARNING, "round %d: no valid reply; the global model stays as it was", server_round)
+        if mean.count < self.min_replies:
+            log(
+                WARNING,
+                "round %d skipped: %d valid replies of %d sampled, need min-replies=%d; "
+                "the global model stays as it was",
+                server_round,
+                mean.count,
+                record.clients_sampled,
+                self.min_replies,
+            )
             return None, MetricRecord(metrics)
         record.examples = int(mean.total_weight)
         record.train_loss = loss_sum / mean.total_weight
@@ -261,16 +299,13 @@ class FederatedAveraging(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Ask a fraction of the clients to evaluate w_{t+1} locally (off by default)."""
+        server_round = self._absolute(server_round)
         if self.fraction_evaluate <= 0:
             return []
         node_ids = self.wait_for_nodes(grid)
         m = clients_per_round(self.fraction_evaluate, len(node_ids))
-        sampled = sample_clients(
-            node_ids,
-            m,
-            seed=self.sampling_seed + _EVALUATE_SEED_OFFSET,
-            server_round=server_round,
-        )
+        seed = self.sampling_seed + _EVALUATE_SEED_OFFSET
+        sampled = self._sample(grid, node_ids, m, seed, server_round)
         evaluate_config = ConfigRecord(dict(config))
         evaluate_config["server-round"] = server_round
         self.records[server_round].bytes_down += arrays.count_bytes() * len(sampled)
@@ -280,6 +315,7 @@ class FederatedAveraging(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
         """n_k-weighted mean of the clients' local loss and accuracy."""
+        server_round = self._absolute(server_round)
         total, loss_sum, correct_sum = 0, 0.0, 0.0
         for reply in replies:
             if reply.has_error() or METRICS_KEY not in reply.content.metric_records:
@@ -329,12 +365,13 @@ class FederatedAveraging(Strategy):
         self._stopped_early = False
         hook = self._evaluation_hook(evaluate_fn)
         try:
-            result = super().start(
+            super().start(
                 grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, hook
             )
         except _TargetReached:
             self._stopped_early = True
-            result = self._result_so_far()
+        # Built from our records so that rounds are absolute (also when resuming).
+        result = self._result_so_far()
         result.arrays = to_array_record(self._global)
         return result
 
@@ -374,6 +411,45 @@ class FederatedAveraging(Strategy):
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     # --------------------------------------------------------------- helpers
+
+    def _sample(
+        self, grid: Grid, node_ids: list[int], m: int, seed: int, server_round: int
+    ) -> list[int]:
+        """S_t: m of the nodes, drawn over their client ids (see ``identify_clients``)."""
+        order = self.client_order(grid, node_ids)
+        positions = sample_clients(range(len(order)), m, seed=seed, server_round=server_round)
+        return [order[p] for p in positions]
+
+    def client_order(self, grid: Grid, node_ids: list[int]) -> list[int]:
+        """Node ids sorted by client id; nodes without one follow, by node id."""
+        unknown = [n for n in node_ids if n not in self._client_ids]
+        if unknown and self.identify_clients:
+            self._client_ids.update(self._identify(grid, unknown))
+        for node in unknown:
+            self._client_ids.setdefault(node, None)
+
+        def key(node: int) -> tuple[int, int, int]:
+            client = self._client_ids[node]
+            return (0, client, node) if client is not None else (1, 0, node)
+
+        return sorted(node_ids, key=key)
+
+    def _identify(self, grid: Grid, node_ids: list[int]) -> dict[int, int | None]:
+        messages = [
+            Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY_MESSAGE_TYPE)
+            for n in node_ids
+        ]
+        found: dict[int, int | None] = {}
+        for reply in grid.send_and_receive(messages, timeout=self.identify_timeout):
+            value = None
+            if reply.has_content() and IDENTITY_KEY in reply.content.config_records:
+                value = reply.content.config_records[IDENTITY_KEY].get(CLIENT_ID_KEY)
+            valid = isinstance(value, int) and not isinstance(value, bool)
+            found[reply.metadata.src_node_id] = value if valid else None  # type: ignore[assignment]
+        missing = len(node_ids) - sum(v is not None for v in found.values())
+        if missing:
+            log(WARNING, "%d node(s) gave no client id; they are ordered by node id", missing)
+        return found
 
     def _messages(
         self,
@@ -422,6 +498,9 @@ class FederatedAveraging(Strategy):
 
     def _evaluation_hook(self, evaluate_fn: EvaluateFn | None) -> EvaluateFn:
         def hook(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            if server_round == 0 and self.first_round > 1:
+                return None  # resuming: the checkpoint's model was evaluated before
+            server_round = self._absolute(server_round) if server_round else 0
             metrics = evaluate_fn(server_round, arrays) if evaluate_fn else None
             record = self.records.setdefault(server_round, RoundRecord(round=server_round))
             if metrics is not None:
@@ -448,12 +527,25 @@ class FederatedAveraging(Strategy):
 
         return hook
 
+    def _absolute(self, local_round: int) -> int:
+        """Flower counts the rounds of this ``start`` from 1; we count from the run's start."""
+        return local_round + self.first_round - 1
+
+    @property
+    def global_arrays(self) -> NamedArrays:
+        """The current global model w_t by array name."""
+        return self._global
+
     def _result_so_far(self) -> Result:
         result = Result()
         for r, rec in sorted(self.records.items()):
             if rec.train_loss is not None:
                 result.train_metrics_clientapp[r] = MetricRecord(
                     {TRAIN_LOSS_KEY: rec.train_loss, NUM_EXAMPLES_KEY: rec.examples}
+                )
+            if rec.eval_accuracy is not None and rec.eval_loss is not None:
+                result.evaluate_metrics_clientapp[r] = MetricRecord(
+                    {EVAL_ACCURACY_KEY: rec.eval_accuracy, EVAL_LOSS_KEY: rec.eval_loss}
                 )
             if rec.test_accuracy is not None and rec.test_loss is not None:
                 result.evaluate_metrics_serverapp[r] = MetricRecord(

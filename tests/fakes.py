@@ -26,9 +26,13 @@ class FakeGrid(Grid):
     """
 
     def __init__(
-        self, num_nodes: int, handler: Handler, run_config: dict[str, Any] | None = None
+        self,
+        num_nodes: int,
+        handler: Handler,
+        run_config: dict[str, Any] | None = None,
+        node_ids: list[int] | None = None,
     ) -> None:
-        self.node_ids = [1000 + i for i in range(num_nodes)]
+        self.node_ids = node_ids or [1000 + i for i in range(num_nodes)]
         self.handler = handler
         self.contexts = {
             node_id: Context(
@@ -40,7 +44,8 @@ class FakeGrid(Grid):
             )
             for i, node_id in enumerate(self.node_ids)
         }
-        self.sent: list[Message] = []
+        self.sent: list[Message] = []  # train and evaluate messages
+        self.queries: list[Message] = []
 
     def set_run(self, run: Any) -> None:
         raise NotImplementedError
@@ -66,8 +71,9 @@ class FakeGrid(Grid):
     ) -> Iterable[Message]:
         replies = []
         for i, message in enumerate(messages):
-            message.metadata.__dict__["_message_id"] = f"m{len(self.sent)}-{i}"
-            self.sent.append(message)
+            message.metadata.__dict__["_message_id"] = f"m{len(self.sent) + len(self.queries)}-{i}"
+            is_query = message.metadata.message_type.startswith("query")
+            (self.queries if is_query else self.sent).append(message)
             context = self.contexts[message.metadata.dst_node_id]
             try:
                 reply = self.handler(message, context)

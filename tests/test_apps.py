@@ -145,7 +145,11 @@ def test_a_failing_run_keeps_its_rounds_and_says_failed(
 
     def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
         messages = list(messages)
-        if messages and messages[0].content["config"]["server-round"] == 2:
+        if (
+            messages
+            and messages[0].metadata.message_type == "train"
+            and (messages[0].content["config"]["server-round"] == 2)
+        ):
             raise ConnectionError("SuperLink went away")
         return original(messages, timeout=timeout)
 

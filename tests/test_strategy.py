@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from strategies.fedavg import FederatedAveraging, NodeWaitTimeout, RoundRecord
 from strategies.records import to_named_arrays
@@ -187,3 +187,24 @@ def test_federated_evaluation_is_weighted_by_n_k() -> None:
     assert strategy.records[1].eval_accuracy == pytest.approx(
         np.average([0, 0.1, 0.2], weights=weights)
     )
+
+
+def test_sampling_follows_client_ids_not_the_random_node_ids() -> None:
+    """Flower gives nodes new random ids in every run; the sampled clients must not change."""
+
+    def identified(msg: Message, context: Context) -> Message:
+        if msg.metadata.message_type == "query.identify":
+            identity = ConfigRecord({"client-id": int(context.node_config["partition-id"])})
+            return Message(RecordDict({"identity": identity}), reply_to=msg)
+        return honest(msg, context)
+
+    picked = []
+    for node_ids in ([5, 9, 2, 7, 1, 8, 3, 6, 4, 10], [99, 12, 57, 31, 76, 43, 18, 64, 25, 88]):
+        grid = FakeGrid(10, identified, node_ids=node_ids)
+        strategy = FederatedAveraging(fraction_train=0.3, sampling_seed=1)
+        strategy.start(grid, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), num_rounds=4)
+        assert len(grid.queries) == 10  # asked once per node, not once per round
+        picked.append(
+            [grid.contexts[m.metadata.dst_node_id].node_config["partition-id"] for m in grid.sent]
+        )
+    assert picked[0] == picked[1]

@@ -1,0 +1,187 @@
+"""Run paper rows in simulation, pick eta from a grid, and tabulate ours beside the paper's.
+
+    FEDAVG_DATA_DIR=/path/to/data python -m benchmarks.reproduce \\
+        table1-2nn-iid-C0.1-E1-B10 --lr-grid 0.0464,0.1,0.215
+
+For each row, every eta of the grid is run (up to ``--grid-rounds`` rounds,
+stopping at the target); the eta that reaches the target in the fewest rounds
+(or, if none does, the best accuracy) wins, as in the paper's protocol of
+picking the best eta per setting. If the winning run was cut short by
+``--grid-rounds`` before reaching the target, it is rerun with the row's full
+round budget. Rounds-to-target are read from the runs' own ``summary.json``
+(best-so-far accuracy, linearly interpolated). ``--table-only`` rebuilds the
+markdown table from the result directories without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.paper import Row, rows_by_name
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
+DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "reproduction"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One finished run of a row with one eta."""
+
+    lr: float
+    directory: Path
+    summary: dict[str, Any]
+
+    @property
+    def reached(self) -> bool:
+        return self.summary.get("rounds_to_target") is not None
+
+    def sort_key(self) -> tuple[float, float]:
+        if self.reached:
+            return (0.0, float(self.summary["rounds_to_target"]))
+        return (1.0, -float(self.summary.get("best_accuracy") or 0.0))
+
+
+def config_string(values: dict[str, object]) -> str:
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = f"'{value}'"
+        else:
+            text = repr(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def run_once(
+    row: Row, lr: float, rounds: int, results: Path, *, num_supernodes: int, tag: str
+) -> Attempt:
+    """Run one simulation of ``row`` with ``lr`` and return its summary."""
+    name = f"{row.name}_lr{lr:g}{tag}"
+    directory = results / row.name / name
+    summary_path = directory / "summary.json"
+    if summary_path.is_file() and json.loads(summary_path.read_text()).get("status") == "completed":
+        print(f"  {name}: already done", flush=True)
+        return Attempt(lr, directory, json.loads(summary_path.read_text()))
+    if directory.exists():
+        raise SystemExit(f"{directory} exists but did not complete: remove it to rerun")
+    values = {
+        **row.run_config(),
+        "lr": lr,
+        "num-server-rounds": rounds,
+        "results-dir": str(results / row.name),
+        "run-name": name,
+    }
+    command = ["bash", str(RUN_SCRIPT), str(num_supernodes), "-c", config_string(values)]
+    log_path = results / row.name / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"  {name}: running ({rounds} rounds max), log {log_path}", flush=True)
+    with log_path.open("w") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0 or not summary_path.is_file():
+        raise SystemExit(f"{name} failed (exit {done.returncode}); see {log_path}")
+    summary = json.loads(summary_path.read_text())
+    print(
+        f"  {name}: rounds to {row.target:.0%} = {summary['rounds_to_target']}, "
+        f"best {summary['best_accuracy']}, {summary['wall_seconds']:.0f} s",
+        flush=True,
+    )
+    return Attempt(lr, directory, summary)
+
+
+def reproduce_row(
+    row: Row, grid: list[float], grid_rounds: int, results: Path, *, num_supernodes: int
+) -> Attempt:
+    attempts = [
+        run_once(
+            row, lr, min(grid_rounds, row.rounds), results, num_supernodes=num_supernodes, tag=""
+        )
+        for lr in grid
+    ]
+    best = min(attempts, key=Attempt.sort_key)
+    if not best.reached and grid_rounds < row.rounds:
+        best = run_once(
+            row, best.lr, row.rounds, results, num_supernodes=num_supernodes, tag="_full"
+        )
+    (results / row.name / "chosen.json").write_text(
+        json.dumps(
+            {
+                "row": row.name,
+                "lr": best.lr,
+                "run": best.directory.name,
+                "grid": {f"{a.lr:g}": a.summary.get("rounds_to_target") for a in attempts},
+                "grid_best_accuracy": {
+                    f"{a.lr:g}": a.summary.get("best_accuracy") for a in attempts
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return best
+
+
+def markdown_table(results: Path) -> str:
+    """Our rounds beside the paper's for every row with a ``chosen.json``."""
+    rows = rows_by_name()
+    lines = [
+        "| row | target | paper rounds | our rounds | eta (grid: rounds) | best accuracy | "
+        "rounds run | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for chosen_path in sorted(results.glob("*/chosen.json")):
+        chosen = json.loads(chosen_path.read_text())
+        row = rows[chosen["row"]]
+        summary = json.loads((chosen_path.parent / chosen["run"] / "summary.json").read_text())
+        ours = summary["rounds_to_target"]
+        grid = ", ".join(
+            f"{lr}: {'—' if r is None else f'{r:.1f}'}" for lr, r in chosen["grid"].items()
+        )
+        lines.append(
+            f"| {row.name} | {row.target:.0%} | {row.paper_rounds or '—'} | "
+            f"{'not reached' if ours is None else f'**{ours:.1f}**'} | {chosen['lr']:g} ({grid}) | "
+            f"{summary['best_accuracy']:.4f} | {summary['rounds_completed']} | "
+            f"{summary['wall_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="*", help="preset names (benchmarks/presets/*.toml stems)")
+    parser.add_argument(
+        "--lr-grid", default="", help="comma-separated etas (default: the preset's)"
+    )
+    parser.add_argument("--grid-rounds", type=int, default=10**9, help="round cap of grid runs")
+    parser.add_argument("--num-supernodes", type=int, default=100, help="K")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    known = rows_by_name()
+    unknown = [name for name in args.rows if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; see benchmarks/presets/")
+    if args.rows and not args.table_only and not os.environ.get("FEDAVG_DATA_DIR"):
+        print("note: FEDAVG_DATA_DIR is not set; the hub will be used", file=sys.stderr)
+    for name in [] if args.table_only else args.rows:
+        row = known[name]
+        grid = [float(v) for v in args.lr_grid.split(",")] if args.lr_grid else [row.lr]
+        print(f"{name} (paper: {row.paper_rounds or '—'} rounds), eta grid {grid}", flush=True)
+        reproduce_row(row, grid, args.grid_rounds, args.results, num_supernodes=args.num_supernodes)
+    table = markdown_table(args.results)
+    (args.results / "table.md").parent.mkdir(parents=True, exist_ok=True)
+    (args.results / "table.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Failures, stragglers, checkpoints and resume, in-process on synthetic MNIST."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flwr.app import Context, Message, RecordDict
+
+from server import app as server_app
+from server.checkpoint import CheckpointError, load_checkpoint
+from server.config import ConfigError
+from server.results import read_metrics
+from tests.fakes import FakeGrid, set_task_identity
+from tests.test_apps import base_config, dispatch, run_server
+
+set_task_identity()
+
+
+def crashing_grid(run_config: dict[str, Any], crash_round: int) -> FakeGrid:
+    """A grid whose SuperLink 'dies' when round ``crash_round`` is sent."""
+    grid = FakeGrid(5, dispatch, run_config)
+    original = grid.send_and_receive
+
+    def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
+        messages = list(messages)
+        if (
+            messages
+            and messages[0].metadata.message_type == "train"
+            and (messages[0].content["config"]["server-round"] == crash_round)
+        ):
+            raise ConnectionError("killed")
+        return original(messages, timeout=timeout)
+
+    grid.send_and_receive = send_and_receive  # type: ignore[method-assign]
+    return grid
+
+
+def context_for(run_config: dict[str, Any]) -> Context:
+    return Context(run_id=3, node_id=0, node_config={}, state=RecordDict(), run_config=run_config)
+
+
+def test_a_resumed_run_repeats_the_uninterrupted_one(synthetic_mnist: Path, tmp_path: Path) -> None:
+    common = {"num-server-rounds": 5, "fraction-train": 0.4, "checkpoint-every": 2}
+    run_server(base_config(synthetic_mnist, tmp_path, **common, **{"run-name": "whole"}))
+
+    broken = base_config(synthetic_mnist, tmp_path, **common, **{"run-name": "broken"})
+    with pytest.raises(ConnectionError):
+        server_app.main(crashing_grid(broken, crash_round=4), context_for(broken))
+    assert load_checkpoint(tmp_path / "broken").round == 2  # round 3 is lost, as promised
+    assert [r["round"] for r in read_metrics(tmp_path / "broken")] == [0, 1, 2, 3]
+
+    resumed = {**broken, "resume-from": str(tmp_path / "broken")}
+    server_app.main(FakeGrid(5, dispatch, resumed), context_for(resumed))
+
+    whole, again = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "broken")
+    keys = ("round", "test_accuracy", "test_loss", "train_loss", "clients_sampled", "bytes_up")
+    assert [[r[k] for k in keys] for r in again] == [[r[k] for k in keys] for r in whole]
+    final_whole, final_again = (
+        load_checkpoint(tmp_path / "whole"),
+        load_checkpoint(tmp_path / "broken"),
+    )
+    assert final_whole.round == final_again.round == 5
+    for name, value in final_whole.arrays.items():
+        np.testing.assert_array_equal(value, final_again.arrays[name])
+    summary = json.loads((tmp_path / "broken" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 5
+    assert len(json.loads((tmp_path / "broken" / "config.json").read_text())["resumed"]) == 1
+
+
+def test_resume_refuses_another_experiment(synthetic_mnist: Path, tmp_path: Path) -> None:
+    run_server(base_config(synthetic_mnist, tmp_path, **{"num-server-rounds": 2}))
+    other = base_config(
+        synthetic_mnist,
+        tmp_path,
+        **{"num-server-rounds": 4, "lr": 0.5, "resume-from": str(tmp_path / "t")},
+    )
+    with pytest.raises(ConfigError, match=r"'lr' = 0\.5"):
+        run_server(other)
+    done = base_config(
+        synthetic_mnist, tmp_path, **{"num-server-rounds": 2, "resume-from": str(tmp_path / "t")}
+    )
+    with pytest.raises(ConfigError, match="more than the checkpoint's round 2"):
+        run_server(done)
+
+
+def test_a_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "checkpoint.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match=r"checkpoint\.npz"):
+        load_checkpoint(tmp_path)
+
+
+def test_thirty_percent_injected_failures_still_converge(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
+    run_server(
+        base_config(
+            synthetic_mnist,
+            tmp_path,
+            **{"num-server-rounds": 8, "fraction-train": 1.0, "inject-failure-rate": 0.3},
+        ),
+        nodes=10,
+    )
+    rows = read_metrics(tmp_path / "t")[1:]
+    rejected = sum(r["clients_rejected"] for r in rows)
+    assert 0.15 * 80 < rejected < 0.45 * 80
+    assert all("injected failure" in reason for r in rows for reason in r["rejections"])
+    assert rows[-1]["test_accuracy"] > 0.8
+
+
+def test_below_min_replies_the_round_is_skipped_and_the_run_goes_on(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
+    run_server(
+        base_config(
+            synthetic_mnist,
+            tmp_path,
+            **{
+                "num-server-rounds": 3,
+                "fraction-train": 1.0,
+                "inject-failure-rate": 0.5,
+                "min-replies": 4,
+            },
+        )
+    )
+    rows = read_metrics(tmp_path / "t")[1:]
+    for row in rows:
+        valid = row["clients_replied"] - row["clients_rejected"]
+        assert row["model_updated"] == (valid >= 4)
+    assert not all(r["model_updated"] for r in rows)
+    skipped = [i for i, r in enumerate(rows) if not r["model_updated"]]
+    for i in skipped:  # a skipped round leaves the model, hence the accuracy, unchanged
+        previous = read_metrics(tmp_path / "t")[i]
+        assert rows[i]["test_accuracy"] == previous["test_accuracy"]
+
+
+def test_an_implausible_n_k_is_rejected(synthetic_mnist: Path, tmp_path: Path) -> None:
+    def liar(msg: Message, context: Context) -> Message:
+        reply = dispatch(msg, context)
+        if context.node_config["partition-id"] == 0:
+            reply.content["metrics"]["num-examples"] = 10**9
+        return reply
+
+    run_server(
+        base_config(
+            synthetic_mnist, tmp_path, **{"num-server-rounds": 1, "max-num-examples": 1000}
+        ),
+        handler=liar,
+    )
+    row = read_metrics(tmp_path / "t")[-1]
+    assert row["clients_rejected"] == 1 and "exceeds the plausible maximum" in row["rejections"][0]
