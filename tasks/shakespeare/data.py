@@ -91,7 +91,7 @@ def natural_id_partitions(dataset: Any) -> Iterable[tuple[str, Sequence[str], Se
     for pid in range(partitioner.num_partitions):
         part = partitioner.load_partition(pid)
         xs, ys = part["x"], part["y"]
-        if any(len(x) != SEQUENCE_LENGTH for x in xs[:1]):
+        if xs and len(xs[0]) != SEQUENCE_LENGTH:
             raise DataUnavailableError(f"{HUB_DATASET}: x is not {SEQUENCE_LENGTH} characters")
         yield partitioner.partition_id_to_natural_id[pid], xs, ys
 
