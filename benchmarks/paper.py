@@ -1,4 +1,4 @@
-"""The paper's MNIST experiments (Tables 1 and 2) as presets, with its reported rounds.
+"""The paper's MNIST and Shakespeare experiments (Tables 1 and 2) as presets, with its rounds.
 
 Each ``Row`` is one cell of a table: the setting in the paper's symbols and the
 number of rounds the paper reports to reach the target (None where the paper
@@ -56,6 +56,16 @@ TABLE2_CNN = {
     (5, 10): (20, 229),
     (20, 10): (18, 173),
 }
+# Table 2, Shakespeare LSTM, C=0.1, 54%: (E, B) -> (IID, non-IID). Needs K = 1222 (one client
+# per role of the whole corpus: see README, Shakespeare).
+TABLE2_SHAKESPEARE = {
+    (1, 0): (2488, 3906),
+    (1, 50): (1635, 549),
+    (5, 0): (613, 597),
+    (1, 10): (460, 164),
+    (5, 50): (401, 152),
+    (5, 10): (192, 41),
+}
 # Table 2 / 4, MNIST 2NN, C=0.1, 97%: the grid the paper ran; its rounds are not available.
 TABLE2_2NN_GRID = (
     (1, 0),
@@ -75,7 +85,11 @@ DEFAULT_LR = {
     ("mnist-2nn", False): 0.5,
     ("mnist-cnn", True): 0.1,
     ("mnist-cnn", False): 0.3,
+    # The paper's Figure 3 rate for the LSTM (B=10); the grid search refines it.
+    ("shakespeare-lstm", True): 1.47,
+    ("shakespeare-lstm", False): 1.47,
 }
+TARGETS = {"mnist-2nn": 0.97, "mnist-cnn": 0.99, "shakespeare-lstm": 0.54}
 
 
 @dataclass(frozen=True)
@@ -92,11 +106,11 @@ class Row:
 
     @property
     def target(self) -> float:
-        return 0.97 if self.task == "mnist-2nn" else 0.99
+        return TARGETS[self.task]
 
     @property
     def name(self) -> str:
-        model = self.task.removeprefix("mnist-")
+        model = self.task.removeprefix("mnist-").removesuffix("-lstm")
         batch = "inf" if self.batch == 0 else str(self.batch)
         setting = (
             "fedsgd"
@@ -127,8 +141,9 @@ class Row:
             "num-server-rounds": self.rounds,
             "target-accuracy": self.target,
             "stop-at-target": True,
-            # Central evaluation of the CNN costs seconds; long runs evaluate every 5 rounds.
-            "eval-every": 5 if self.task == "mnist-cnn" and self.rounds > 200 else 1,
+            # Central evaluation of the CNN (and the LSTM) costs seconds; long runs evaluate
+            # every 5 rounds.
+            "eval-every": 5 if self.task != "mnist-2nn" and self.rounds > 200 else 1,
             "run-name": self.name,
         }
 
@@ -145,6 +160,11 @@ def all_rows() -> list[Row]:
             rows.append(Row("table2", "mnist-cnn", partition, 0.1, epochs, batch, paper_rounds))
         for epochs, batch in TABLE2_2NN_GRID:
             rows.append(Row("table2", "mnist-2nn", partition, 0.1, epochs, batch, None))
+        for (epochs, batch), both in TABLE2_SHAKESPEARE.items():
+            paper_rounds = both[partition_index]
+            rows.append(
+                Row("table2", "shakespeare-lstm", partition, 0.1, epochs, batch, paper_rounds)
+            )
     return rows
 
 
@@ -177,6 +197,12 @@ def write_presets(directory: Path = PRESETS_DIR) -> list[Path]:
             f"Paper: {row.target:.0%} in {paper}.\n"
             "# eta is a starting point: benchmarks/reproduce.py searches a grid around it.\n"
         )
+        if row.task == "shakespeare-lstm":
+            header += (
+                "# K = 1222 SuperNodes (one per role of the whole corpus) and a GPU, e.g.\n"
+                "#   CLIENT_GPUS=0.25 FEDAVG_DATA_DIR=/path/to/data deploy/simulation/run.sh "
+                f"1222 -c benchmarks/presets/{row.name}.toml\n"
+            )
         path = directory / f"{row.name}.toml"
         path.write_text(header + to_toml(row.run_config()))
         written.append(path)
