@@ -3,11 +3,15 @@
 The format (see the data set's README): a speech starts with the speaker's
 name on a line of its own at the start of a paragraph, in capitals and
 usually with a final full stop (``PROSPERO.``; ``THESEUS`` has none), in three
-plays in title case (``Ber.``, ``Lady Capulet.``); the speech runs to the end
-of the paragraph. Stage directions stand in square brackets, possibly over
-several lines or inside a verse line, and are removed. Act, scene, prologue,
-epilogue and induction headings are not speech, nor is anything before the
-first of them (the title and the DRAMATIS PERSONAE).
+plays in title case (``Ber.``, ``Lady Capulet.``), now and then on the line of
+the speech (``PROTEUS. Nod, ay?``); the speech runs to the end of the
+paragraph. A play's style (capitals or title case) is the one most of its
+speeches open with, so that a place under a scene heading (``Westminster
+Abbey.``) is not taken for a name; song stanza numbers (``II.``) are not
+names. Stage directions stand in square brackets, possibly over several lines
+or inside a verse line, and are removed. Act, scene, prologue, epilogue and
+induction headings are not speech, nor is anything before the first of them
+(the title and the DRAMATIS PERSONAE).
 
 Two things the format leaves open, decided here:
 
@@ -63,10 +67,6 @@ class Play:
     name: str
     roles: dict[str, list[str]] = field(default_factory=dict)
     unattributed_lines: int = 0
-
-    @property
-    def num_lines(self) -> int:
-        return sum(len(lines) for lines in self.roles.values())
 
 
 def is_section_heading(line: str, *, alone: bool) -> bool:
