@@ -163,6 +163,10 @@ class WandbTracker:
             self._safely("model artifact", lambda: self._log_model(final_arrays, summary))
         completed = summary.get("status") == "completed"
         self._safely("finish", lambda: self.run.finish(exit_code=0 if completed else 1))
+        # finish() can return before the W&B service has written the run's last records
+        # (seen with offline runs here); teardown waits for it. The ServerApp process
+        # has no other W&B run.
+        self._safely("teardown", _teardown)
         if self.offline:
             sync_dir = self._safely("sync dir", lambda: self.run.settings.sync_dir)
             log(INFO, "W&B: offline run saved; upload it with: wandb sync %s", sync_dir)
@@ -196,6 +200,12 @@ class WandbTracker:
             if self.failures[stage] == 1:  # once per stage: a full disk must not flood the log
                 _warn(stage, error)
             return None
+
+
+def _teardown() -> None:
+    import wandb
+
+    wandb.teardown()
 
 
 def _warn(stage: str, error: BaseException) -> None:
