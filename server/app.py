@@ -117,7 +117,7 @@ def main(grid: Grid, context: Context) -> None:
         tracking,
         config=config,
         directory=writer.directory,
-        run_info={**info, "num_clients": num_clients, "flwr_run_id": context.run_id},
+        run_info={**info, "num_clients": num_clients, "flwr_run_id": str(context.run_id)},
     )
 
     def show_progress(record: RoundRecord) -> None:

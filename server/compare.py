@@ -47,6 +47,12 @@ def _number(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _config_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _megabytes(value: Any) -> str:
     return "-" if value is None else f"{value / 1e6:.1f}"
 
@@ -95,7 +101,7 @@ def markdown_table(runs: Sequence[RunResults]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         cells = [run.directory.name]
-        cells += [_number(read(run), 4) for _, _, read in _CONFIG_COLUMNS]
+        cells += [_config_value(read(run)) for _, _, read in _CONFIG_COLUMNS]
         cells += [show(run.summary) for _, show in _RESULT_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ def _evaluated(rows: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
 
 
 def _new_figure() -> tuple[Figure, Axes]:
-    figure = Figure(figsize=SIZE_INCHES, dpi=DPI)
+    figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.set_xlabel("Communication rounds")

@@ -70,7 +70,7 @@ def test_an_offline_wandb_run_holds_history_config_summary_and_model(
     assert run.history[-1]["comm/bytes_total"] == summary["total_bytes"]
 
     assert run.config["lr"] == 0.1 and run.config["local_epochs"] == 2
-    assert run.config["num_clients"] == 3 and run.config["flwr_run_id"] == 7
+    assert run.config["num_clients"] == 3 and run.config["flwr_run_id"] == "7"
     assert run.config["flwr_version"] and run.config["torch_version"]
     assert run.config["seeds"] == parse_config({"seed": 0}).seeds
     for key in ("best_accuracy", "final_accuracy", "rounds_to_target", "total_bytes", "status"):
@@ -296,7 +296,7 @@ def test_compare_writes_a_table_matching_the_summaries_and_a_plot(tmp_path: Path
         rows["fast"]["rounds to target"] == f"{load_run(runs[1]).summary['rounds_to_target']:.1f}"
     )
     assert rows["slow"]["rounds to target"] == "-"  # never reached 0.97
-    assert (rows["slow"]["eta"], rows["fast"]["eta"]) == ("0.0500", "0.2000")
+    assert (rows["slow"]["eta"], rows["fast"]["eta"]) == ("0.05", "0.2")
     assert compare.labels_for([load_run(d) for d in runs]) == ["lr=0.05", "lr=0.2"]
 
 
