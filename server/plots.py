@@ -35,6 +35,19 @@ def _evaluated(rows: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def describe(run: RunResults) -> str:
+    """The run's name and its setting in the paper's symbols."""
+    e = run.experiment
+    if not e:
+        return run.directory.name
+    batch = "inf" if e.get("batch_size") == 0 else e.get("batch_size")
+    setting = (
+        f"{e.get('task')} {e.get('partition')}, C={e.get('fraction_train')}, "
+        f"E={e.get('local_epochs')}, B={batch}, eta={e.get('lr')}"
+    )
+    return f"{run.directory.name}\n{setting}, K={run.config.get('num_clients')}"
+
+
 def _new_figure() -> tuple[Figure, Axes]:
     figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
@@ -88,7 +101,7 @@ def plot_run(run: RunResults, path: Path | None = None) -> Path:
     if reached is not None:
         axes.axvline(reached, color="tab:blue", linestyle=":", linewidth=1)
         axes.annotate(
-            f"{reached:g} rounds",
+            f"{reached:.1f} rounds",
             xy=(reached, 0.02),
             xycoords=("data", "axes fraction"),
             xytext=(3, 0),
@@ -97,7 +110,7 @@ def plot_run(run: RunResults, path: Path | None = None) -> Path:
             color="tab:blue",
         )
     _zoom(axes, accuracies, targets)
-    axes.set_title(run.directory.name, fontsize=9)
+    axes.set_title(describe(run), fontsize=9)
     return _save(figure, path or run.directory / RUN_PLOT)
 
 
