@@ -8,7 +8,9 @@ ServerApp's environment, and a ``wandb.api-key`` key is refused.
 ``wandb.mode``:
 
 - ``auto`` (default): ``WANDB_MODE`` from the environment if set, else
-  ``online`` when ``WANDB_API_KEY`` is set, else ``offline``.
+  ``online`` when ``WANDB_API_KEY`` (or ``WANDB_IDENTITY_TOKEN_FILE``) is set,
+  else ``offline``. A key stored by ``wandb login`` is not looked at: set
+  ``online`` explicitly to use it.
 - ``online`` / ``offline`` / ``disabled``: as named, whatever the environment says.
 
 Group, job type and tags left empty are derived from the experiment so that a
@@ -34,6 +36,8 @@ _ENV_MODES = {
     "dryrun": "offline",
     "disabled": "disabled",
 }
+# The environment variables through which wandb finds credentials.
+CREDENTIAL_ENV = ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE")
 _CREDENTIAL_KEYS = ("api-key", "api_key", "key", "apikey", "token")
 _FORBIDDEN_NAME_CHARS = set("/\\#?%:")
 MAX_TAG_LENGTH = 64
@@ -62,7 +66,8 @@ class WandbConfig:
         from_env = environ.get("WANDB_MODE", "").strip().lower()
         if from_env in _ENV_MODES:
             return _ENV_MODES[from_env]
-        return "online" if environ.get("WANDB_API_KEY") else "offline"
+        credentials = any(environ.get(name) for name in CREDENTIAL_ENV)
+        return "online" if credentials else "offline"
 
     def run_group(self, config: ExperimentConfig) -> str:
         return self.group or f"{config.task}_{config.partition}"

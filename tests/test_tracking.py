@@ -191,6 +191,7 @@ def test_pyproject_defaults_parse() -> None:
     [
         ({}, "offline"),
         ({"WANDB_API_KEY": "k"}, "online"),
+        ({"WANDB_IDENTITY_TOKEN_FILE": "/run/token"}, "online"),
         ({"WANDB_API_KEY": "k", "WANDB_MODE": "disabled"}, "disabled"),
         ({"WANDB_MODE": "dryrun"}, "offline"),
         ({"WANDB_MODE": "online"}, "online"),
