@@ -313,3 +313,30 @@ def test_offline_reader_rejects_other_files(tmp_path: Path) -> None:
     path.write_bytes(b"not a wandb file at all")
     with pytest.raises(ValueError, match="not a W&B run file"):
         read_offline_run(path)
+
+
+def test_decoding_mnist_from_the_hub_shows_a_progress_bar(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datasets
+    import numpy as np
+
+    from tasks.mnist.data import load_from_hub
+
+    def image(label: int) -> Image.Image:
+        return Image.fromarray(np.full((28, 28), 25 * label, dtype=np.uint8))
+
+    splits = {
+        split: {"image": [image(i % 10) for i in range(n)], "label": [i % 10 for i in range(n)]}
+        for split, n in (("train", 30), ("test", 10))
+    }
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: splits)
+    arrays = load_from_hub()
+    assert arrays.train_images.shape == (30, 28, 28) and arrays.test_labels.tolist()[:3] == [
+        0,
+        1,
+        2,
+    ]
+    assert int(arrays.train_images[3, 0, 0]) == 75
+    err = capsys.readouterr().err
+    assert "MNIST train: decoding: 100%" in err and "30/30" in err and "10/10" in err
