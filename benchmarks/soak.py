@@ -7,7 +7,7 @@ simulation, K=100, MNIST 2NN, C=0.1, E=1, B=10) and prints one row: rounds
 completed, accuracy reached, updates rejected, rounds lost.
 
 - ``failures``: 30% of the sampled clients fail their round (injected).
-- ``stragglers``: 20% of the sampled clients take longer than the round
+- ``stragglers``: 10% of the sampled clients take longer than the round
   deadline (``round-timeout``); the round goes on with those that answered.
 - ``serverapp-stop``: the run is stopped (``flwr stop``) mid-run, then resumed
   from its last checkpoint with ``resume-from``; its accuracy curve is
@@ -82,10 +82,32 @@ class SuperLink:
         raise RuntimeError(f"SuperLink on port {self.port} did not come up")
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the SuperLink and everything serving its runs (SuperExec, ServerApp, Ray)."""
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)  # the SuperLink, its SuperExec and ServerApp
+            os.killpg(self.process.pid, sig)
             self.process.wait(timeout=60)
         self.process = None
+        # SuperExec and the simulation (with its Ray cluster) run in sessions of their own.
+        for group in self._serving_process_groups():
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                pass
+
+    def _serving_process_groups(self) -> set[int]:
+        marker = f"127.0.0.1:{self.port}"
+        groups = set()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                if any(marker.encode() in a for a in argv) and b"--runtime-api-address" in argv:
+                    groups.add(os.getpgid(int(proc.name)))
+            except (OSError, ProcessLookupError):
+                continue
+        groups.discard(os.getpgid(0))
+        return groups
 
     def flwr(self, *args: str) -> str:
         done = subprocess.run(
@@ -184,8 +206,8 @@ def run_failures(link: SuperLink, results: Path, rounds: int, k: int) -> dict[st
 def run_stragglers(link: SuperLink, results: Path, rounds: int, k: int) -> dict[str, Any]:
     config = {
         **base_config(results, "stragglers", rounds),
-        "inject-delay-rate": 0.2,
-        "inject-delay-seconds": 10.0,
+        "inject-delay-rate": 0.1,
+        "inject-delay-seconds": 8.0,
         "round-timeout": 5.0,
     }
     status = link.wait(link.submit(config, k))
@@ -279,6 +301,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9800)
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
+    # A timeout's SIGTERM unwinds through the context managers: no SuperLink left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = args.results or Path(tempfile.mkdtemp(prefix="fedavg-soak-"))
     outcomes = soak(args.scenarios.split(","), args.rounds, args.num_supernodes, args.port, results)
     print(table(outcomes))
