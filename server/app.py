@@ -7,11 +7,11 @@ per-round hook.
 
 from __future__ import annotations
 
-import platform
-from collections.abc import Callable
-from logging import INFO
+from collections.abc import Callable, Mapping
+from logging import INFO, WARNING
+from pathlib import Path
+from typing import Any
 
-import flwr
 import torch
 from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.common.logger import log
@@ -19,7 +19,11 @@ from flwr.serverapp import Grid, ServerApp
 
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from server.config import ExperimentConfig, parse_config
-from server.results import ResultsWriter
+from server.plots import plot_run
+from server.provenance import environment_info
+from server.results import ResultsWriter, load_run
+from server.tracking import Tracker, fan_out, start_tracker
+from server.wandb_config import parse_wandb_config
 from strategies.fedavg import FederatedAveraging, RoundRecord
 from strategies.records import to_array_record
 from tasks.examples import ExampleSet, sample_examples
@@ -85,10 +89,26 @@ def progress_line(record: RoundRecord, num_rounds: int) -> str:
     )
 
 
+def close_run(
+    directory: Path,
+    summary: Mapping[str, Any],
+    tracker: Tracker,
+    *,
+    final_arrays: ArrayRecord | None,
+) -> None:
+    """Plot the run and close its tracker; neither may fail a run whose results are written."""
+    try:
+        log(INFO, "plot: %s", plot_run(load_run(directory)))
+    except Exception as error:
+        log(WARNING, "could not plot %s: %s", directory, error)
+    tracker.finish(summary, final_arrays=final_arrays)
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run one FedAvg experiment from the run config."""
     config = parse_config(context.run_config)
+    tracking = parse_wandb_config(context.run_config)
     task = get_task(config.task)
     test = task.central_test(config)  # fails fast when the data is missing
     if config.eval_max_examples:
@@ -102,27 +122,28 @@ def main(grid: Grid, context: Context) -> None:
     first_round = checkpoint.round + 1 if checkpoint else 1
     strategy = build_strategy(config, first_round=first_round)
     num_clients = len(strategy.wait_for_nodes(grid))
+    info = environment_info()
     if checkpoint is not None:
         writer = ResultsWriter.resume(checkpoint.path.parent, config, after_round=checkpoint.round)
         initial_arrays = to_array_record(checkpoint.arrays)
         log(INFO, "resuming %s after round %d", writer.directory, checkpoint.round)
     else:
         writer = ResultsWriter.create(
-            config,
-            run_id=context.run_id,
-            num_clients=num_clients,
-            extra={
-                "flwr_version": flwr.__version__,
-                "torch_version": torch.__version__,
-                "python_version": platform.python_version(),
-            },
+            config, run_id=context.run_id, num_clients=num_clients, extra=info
         )
         initial_arrays = ArrayRecord(initial_model(config).state_dict())
     log(INFO, "results: %s (K=%d clients)", writer.directory, num_clients)
+    tracker = start_tracker(
+        tracking,
+        config=config,
+        directory=writer.directory,
+        run_info={**info, "num_clients": num_clients, "flwr_run_id": str(context.run_id)},
+    )
 
-    def on_round_end(record: RoundRecord) -> None:
-        writer.append_round(record)
+    def show_progress(record: RoundRecord) -> None:
         log(INFO, progress_line(record, config.num_server_rounds))
+
+    def checkpoint_round(record: RoundRecord) -> None:
         every, last = config.checkpoint_every, record.round == config.num_server_rounds
         if every and record.round > 0 and (record.round % every == 0 or last):
             save_checkpoint(
@@ -132,9 +153,11 @@ def main(grid: Grid, context: Context) -> None:
                 config=config,
             )
 
-    strategy.on_round_end = on_round_end
+    strategy.on_round_end = fan_out(
+        writer.append_round, checkpoint_round, show_progress, tracker.log_round
+    )
     try:
-        strategy.start(
+        result = strategy.start(
             grid=grid,
             initial_arrays=initial_arrays,
             num_rounds=config.num_server_rounds - first_round + 1,
@@ -142,9 +165,11 @@ def main(grid: Grid, context: Context) -> None:
             evaluate_fn=central_evaluator(config, test),
         )
     except BaseException as error:
-        writer.finish(status="failed", error=f"{type(error).__name__}: {error}")
+        summary = writer.finish(status="failed", error=f"{type(error).__name__}: {error}")
+        close_run(writer.directory, summary, tracker, final_arrays=None)
         raise
     summary = writer.finish(status="completed", stopped_early=strategy.stopped_early)
+    close_run(writer.directory, summary, tracker, final_arrays=result.arrays)
     log(
         INFO,
         "done: best accuracy %s, rounds to %.2f: %s, %d bytes, %.1f s",

@@ -168,3 +168,31 @@ def read_metrics(directory: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             break
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResults:
+    """One run directory read back: ``config.json``, ``metrics.jsonl``, ``summary.json``."""
+
+    directory: Path
+    config: dict[str, Any]  # config.json as written (the experiment under "config")
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]  # empty when the run has not ended (no summary.json yet)
+
+    @property
+    def experiment(self) -> dict[str, Any]:
+        return dict(self.config.get("config", {}))
+
+
+def load_run(directory: Path) -> RunResults:
+    """Read a run directory; a missing ``config.json`` is an error, a missing summary is not."""
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory}: not a run directory (no config.json)")
+    summary_path = directory / "summary.json"
+    return RunResults(
+        directory=directory,
+        config=json.loads(config_path.read_text()),
+        rows=read_metrics(directory) if (directory / "metrics.jsonl").is_file() else [],
+        summary=json.loads(summary_path.read_text()) if summary_path.is_file() else {},
+    )

@@ -84,3 +84,22 @@ class FakeGrid(Grid):
             reply.metadata.__dict__["_src_node_id"] = message.metadata.dst_node_id
             replies.append(reply)
         return replies
+
+
+def fail_training_round(grid: FakeGrid, server_round: int, error: Exception) -> FakeGrid:
+    """Make ``grid`` raise ``error`` when round ``server_round``'s training is sent."""
+    deliver = grid.send_and_receive
+
+    def send_and_receive(messages: Iterable[Message], *, timeout: float | None = None) -> Any:
+        messages = list(messages)
+        first = messages[0] if messages else None
+        if (
+            first is not None
+            and first.metadata.message_type == "train"
+            and first.content["config"]["server-round"] == server_round
+        ):
+            raise error
+        return deliver(messages, timeout=timeout)
+
+    grid.send_and_receive = send_and_receive  # type: ignore[method-assign]
+    return grid

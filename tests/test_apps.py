@@ -14,7 +14,7 @@ from clients import app as client_app
 from server import app as server_app
 from server.config import ConfigError
 from server.results import read_metrics
-from tests.fakes import FakeGrid, set_task_identity
+from tests.fakes import FakeGrid, fail_training_round, set_task_identity
 
 set_task_identity()
 
@@ -134,26 +134,11 @@ def test_missing_data_fails_before_any_round(tmp_path: Path) -> None:
 def test_a_failing_run_keeps_its_rounds_and_says_failed(
     synthetic_mnist: Path, tmp_path: Path
 ) -> None:
-    calls = {"n": 0}
-
-    def crash_in_round_2(msg: Message, context: Context) -> Message:
-        calls["n"] += 1
-        return dispatch(msg, context)
-
-    grid = FakeGrid(5, crash_in_round_2, base_config(synthetic_mnist, tmp_path))
-    original = grid.send_and_receive
-
-    def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
-        messages = list(messages)
-        if (
-            messages
-            and messages[0].metadata.message_type == "train"
-            and (messages[0].content["config"]["server-round"] == 2)
-        ):
-            raise ConnectionError("SuperLink went away")
-        return original(messages, timeout=timeout)
-
-    grid.send_and_receive = send_and_receive  # type: ignore[method-assign]
+    grid = fail_training_round(
+        FakeGrid(5, dispatch, base_config(synthetic_mnist, tmp_path)),
+        2,
+        ConnectionError("SuperLink went away"),
+    )
     context = Context(
         run_id=7,
         node_id=0,

@@ -14,8 +14,11 @@ def test_pyproject_defaults_parse(tmp_path: object) -> None:
     import tomllib
     from pathlib import Path
 
+    from flwr.common.config import flatten_dict
+
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    config = parse_config(pyproject["tool"]["flwr"]["app"]["config"])
+    # flwr flattens nested tables ([tool.flwr.app.config.wandb]) into dotted keys.
+    config = parse_config(flatten_dict(pyproject["tool"]["flwr"]["app"]["config"]))
     assert config == ExperimentConfig(num_server_rounds=config.num_server_rounds)
 
 

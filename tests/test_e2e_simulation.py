@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from server.wandb_offline import read_offline_run
 from tests.conftest import REPO, real_mnist_dir
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,7 @@ def test_simulation_on_real_mnist_completes_and_learns(tmp_path: Path) -> None:
         tmp_path,
         PORT,
         f"data-dir='{data}' results-dir='{results}' run-name='e2e' num-server-rounds=3 "
-        "fraction-train=0.1 local-epochs=1 batch-size=10 lr=0.1",
+        "fraction-train=0.1 local-epochs=1 batch-size=10 lr=0.1 wandb.mode='offline'",
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "finished:completed" in done.stdout
@@ -56,6 +57,12 @@ def test_simulation_on_real_mnist_completes_and_learns(tmp_path: Path) -> None:
     assert summary["final_accuracy"] > 0.85  # chance is 0.10
     config = json.loads((results / "e2e" / "config.json").read_text())
     assert config["num_clients"] == 20
+    assert (results / "e2e" / "accuracy.png").is_file()
+    [wandb_run] = (results / "e2e" / "wandb").glob("offline-run-*")
+    logged = read_offline_run(wandb_run)
+    assert [h["_step"] for h in logged.history] == [0, 1, 2, 3]
+    assert logged.summary["final_accuracy"] == summary["final_accuracy"]
+    assert "[round    3/3] acc" in done.stdout  # the progress line reaches `flwr log --stream`
 
 
 def test_a_crashed_serverapp_fails_the_script(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from server import app as server_app
 from server.checkpoint import CheckpointError, load_checkpoint
 from server.config import ConfigError
 from server.results import read_metrics
-from tests.fakes import FakeGrid, set_task_identity
+from tests.fakes import FakeGrid, fail_training_round, set_task_identity
 from tests.test_apps import base_config, dispatch, run_server
 
 set_task_identity()
@@ -22,21 +22,9 @@ set_task_identity()
 
 def crashing_grid(run_config: dict[str, Any], crash_round: int) -> FakeGrid:
     """A grid whose SuperLink 'dies' when round ``crash_round`` is sent."""
-    grid = FakeGrid(5, dispatch, run_config)
-    original = grid.send_and_receive
-
-    def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
-        messages = list(messages)
-        if (
-            messages
-            and messages[0].metadata.message_type == "train"
-            and (messages[0].content["config"]["server-round"] == crash_round)
-        ):
-            raise ConnectionError("killed")
-        return original(messages, timeout=timeout)
-
-    grid.send_and_receive = send_and_receive  # type: ignore[method-assign]
-    return grid
+    return fail_training_round(
+        FakeGrid(5, dispatch, run_config), crash_round, ConnectionError("killed")
+    )
 
 
 def context_for(run_config: dict[str, Any]) -> Context:

@@ -101,14 +101,15 @@ def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> str | None:
 def load_from_hub(dataset: str = HUB_DATASET) -> MnistArrays:
     """Download MNIST through Hugging Face ``datasets`` (needs internet)."""
     import datasets
+    from tqdm import tqdm
 
     splits = datasets.load_dataset(dataset)
     arrays: dict[str, NDArray[np.generic]] = {}
     for split in ("train", "test"):
         table = splits[split]
-        arrays[f"{split}_images"] = np.stack(
-            [np.asarray(im, dtype=np.uint8) for im in table["image"]]
-        )
+        # Decoding 70k PNGs takes a while: show it (sparsely, as it may land in a log).
+        images = tqdm(table["image"], desc=f"MNIST {split}: decoding", unit="img", mininterval=2)
+        arrays[f"{split}_images"] = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
         arrays[f"{split}_labels"] = np.asarray(table["label"], dtype=np.int64)
     return MnistArrays(
         train_images=arrays["train_images"].astype(np.uint8),
