@@ -6,6 +6,9 @@ weights w_t, runs E epochs of plain SGD with batch B and learning rate eta_t
 (all three from the message, set by the server per round) on this node's
 partition, and replies with w^k_{t+1}, n_k and the mean training loss.
 ``evaluate`` scores the received weights on the node's local test split.
+``query`` answers the server's "which partition do you hold?" (see
+``server.node_order``), so that client sampling is the same in simulation
+and on a real federation.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.data import load_client_data, partition_of
+from clients.data import node_client_data, node_partition_id
 from server.config import ExperimentConfig, parse_config
 from strategies.fedavg import (
     ARRAYS_KEY,
@@ -25,6 +28,7 @@ from strategies.fedavg import (
     METRICS_KEY,
     TRAIN_LOSS_KEY,
 )
+from strategies.node_order import PARTITION_ID_KEY
 from strategies.validation import NUM_EXAMPLES_KEY
 from tasks.registry import get_task
 from tasks.training import evaluate, train_local
@@ -32,23 +36,22 @@ from tasks.training import evaluate, train_local
 app = ClientApp()
 
 
-def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module, int, int]:
+def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module]:
     config = parse_config(context.run_config)
     # Several simulated clients share the machine's cores: one thread each.
     torch.set_num_threads(config.client_threads)
-    partition_id, num_partitions = partition_of(context.node_config)
     model = get_task(config.task).build_model()
     model.load_state_dict(msg.content.array_records[ARRAYS_KEY].to_torch_state_dict())
-    return config, model, partition_id, num_partitions
+    return config, model
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Run ClientUpdate on this node's data and reply with w_k, n_k and the loss."""
-    config, model, partition_id, num_partitions = _setup(msg, context)
+    config, model = _setup(msg, context)
     round_config = msg.content.config_records[CONFIG_KEY]
     server_round = int(round_config["server-round"])  # type: ignore[arg-type]
-    data = load_client_data(config, partition_id, num_partitions)
+    data, partition_id = node_client_data(config, context.node_config)
     # Batch order is a function of (seed, round, client): the same run gives
     # the same updates in simulation and on a real federation.
     rng = np.random.default_rng([config.seed, server_round, partition_id])
@@ -74,10 +77,17 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def local_evaluate(msg: Message, context: Context) -> Message:
     """Score the received global model on this node's local test split."""
-    config, model, partition_id, num_partitions = _setup(msg, context)
-    data = load_client_data(config, partition_id, num_partitions)
+    config, model = _setup(msg, context)
+    data, _ = node_client_data(config, context.node_config)
     loss, accuracy = evaluate(model, data.test, batch_size=config.eval_batch_size)
     metrics = MetricRecord(
         {EVAL_LOSS_KEY: loss, EVAL_ACCURACY_KEY: accuracy, NUM_EXAMPLES_KEY: len(data.test)}
     )
+    return Message(RecordDict({METRICS_KEY: metrics}), reply_to=msg)
+
+
+@app.query()
+def partition_id(msg: Message, context: Context) -> Message:
+    """Reply with this node's partition id (read from node_config or the data-path manifest)."""
+    metrics = MetricRecord({PARTITION_ID_KEY: node_partition_id(context.node_config)})
     return Message(RecordDict({METRICS_KEY: metrics}), reply_to=msg)

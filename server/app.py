@@ -20,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from server.config import ExperimentConfig, parse_config
 from server.results import ResultsWriter
 from strategies.fedavg import FederatedAveraging, RoundRecord
+from strategies.node_order import query_partition_ids
 from tasks.examples import ExampleSet
 from tasks.registry import get_task
 from tasks.training import evaluate
@@ -65,6 +66,8 @@ def build_strategy(config: ExperimentConfig) -> FederatedAveraging:
         max_update_norm=config.max_update_norm or None,
         target_accuracy=config.target,
         stop_at_target=config.stop_at_target,
+        # Sample in partition order: the same clients on every engine.
+        node_ranker=lambda grid, nodes: query_partition_ids(grid, nodes, config.round_timeout),
     )
 
 

@@ -29,7 +29,7 @@ optional early stop once the target is reached. ``on_round_end`` receives one
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from logging import INFO, WARNING
 
@@ -39,6 +39,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from strategies.aggregation import WeightedMean
+from strategies.node_order import partition_order
 from strategies.records import NamedArrays, to_array_record, to_named_arrays
 from strategies.sampling import clients_per_round, sample_clients
 from strategies.target import rounds_to_target
@@ -115,6 +116,11 @@ class FederatedAveraging(Strategy):
             accuracy reaches the target (default: False).
         on_round_end: called with each round's ``RoundRecord`` once the
             round, including central evaluation, is done (default: None).
+        node_ranker: ``(grid, node_ids) -> {node id: partition id}``, asked
+            once per newly seen node; sampling then lists nodes in partition
+            order instead of node-id order, so that the same seed samples the
+            same clients on every engine (``strategies.node_order``)
+            (default: None, node-id order).
     """
 
     def __init__(
@@ -134,6 +140,7 @@ class FederatedAveraging(Strategy):
         target_accuracy: float | None = None,
         stop_at_target: bool = False,
         on_round_end: Callable[[RoundRecord], None] | None = None,
+        node_ranker: Callable[[Grid, list[int]], Mapping[int, int]] | None = None,
     ) -> None:
         clients_per_round(fraction_train, 1)  # validates C
         if local_epochs < 1 or batch_size < 0 or lr <= 0 or not 0 < lr_decay <= 1:
@@ -157,6 +164,8 @@ class FederatedAveraging(Strategy):
         self.target_accuracy = target_accuracy
         self.stop_at_target = stop_at_target
         self.on_round_end = on_round_end
+        self.node_ranker = node_ranker
+        self._node_ranks: dict[int, int | None] = {}
         self.records: dict[int, RoundRecord] = {}
         self._global: NamedArrays = {}
         self._round_started = 0.0
@@ -188,7 +197,13 @@ class FederatedAveraging(Strategy):
         self._global = to_named_arrays(arrays)
         node_ids = self.wait_for_nodes(grid)
         m = clients_per_round(self.fraction_train, len(node_ids))
-        sampled = sample_clients(node_ids, m, seed=self.sampling_seed, server_round=server_round)
+        sampled = sample_clients(
+            node_ids,
+            m,
+            seed=self.sampling_seed,
+            server_round=server_round,
+            order=self._node_order(grid, node_ids),
+        )
         lr = self.learning_rate(server_round)
         # A copy: Flower hands the same ConfigRecord to every round.
         train_config = ConfigRecord(dict(config))
@@ -270,6 +285,7 @@ class FederatedAveraging(Strategy):
             m,
             seed=self.sampling_seed + _EVALUATE_SEED_OFFSET,
             server_round=server_round,
+            order=self._node_order(grid, node_ids),
         )
         evaluate_config = ConfigRecord(dict(config))
         evaluate_config["server-round"] = server_round
@@ -325,6 +341,7 @@ class FederatedAveraging(Strategy):
         when no round produced a valid update.
         """
         self.records = {}
+        self._node_ranks = {}
         self._global = to_named_arrays(initial_arrays)
         self._stopped_early = False
         hook = self._evaluation_hook(evaluate_fn)
@@ -374,6 +391,17 @@ class FederatedAveraging(Strategy):
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     # --------------------------------------------------------------- helpers
+
+    def _node_order(self, grid: Grid, node_ids: list[int]) -> Callable[[list[int]], list[int]]:
+        """Partition order of the nodes, asking ``node_ranker`` about new ones only."""
+        if self.node_ranker is None:
+            return sorted
+        new = [n for n in node_ids if n not in self._node_ranks]
+        if new:
+            answered = self.node_ranker(grid, new)
+            self._node_ranks.update({n: answered.get(n) for n in new})
+        ranks = {n: r for n, r in self._node_ranks.items() if r is not None}
+        return lambda population: partition_order(population, ranks)
 
     def _messages(
         self,

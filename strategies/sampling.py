@@ -8,7 +8,7 @@ rounds (a resumed or replayed run samples exactly as the original one did).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -39,14 +39,22 @@ def round_rng(seed: int, server_round: int) -> np.random.Generator:
 
 
 def sample_clients(
-    node_ids: Iterable[int], num_sampled: int, *, seed: int, server_round: int
+    node_ids: Iterable[int],
+    num_sampled: int,
+    *,
+    seed: int,
+    server_round: int,
+    order: Callable[[list[int]], list[int]] | None = None,
 ) -> list[int]:
     """Sample ``num_sampled`` distinct node ids uniformly without replacement.
 
     The ids are sorted before sampling so the result does not depend on the
-    order in which the Grid lists them.
+    order in which the Grid lists them: by ``order`` when given (a key per
+    node, e.g. its partition id; see ``strategies.node_order``), else by id.
     """
     population = sorted(set(int(n) for n in node_ids))
+    if order is not None:
+        population = order(population)
     if not 1 <= num_sampled <= len(population):
         raise ValueError(f"cannot sample {num_sampled} clients from {len(population)} available")
     chosen = round_rng(seed, server_round).choice(len(population), size=num_sampled, replace=False)

@@ -22,6 +22,8 @@ set_task_identity()
 def dispatch(msg: Message, context: Context) -> Message:
     if msg.metadata.message_type.startswith("train"):
         return client_app.train(msg, context)
+    if msg.metadata.message_type.startswith("query"):
+        return client_app.partition_id(msg, context)
     return client_app.local_evaluate(msg, context)
 
 
@@ -145,7 +147,7 @@ def test_a_failing_run_keeps_its_rounds_and_says_failed(
 
     def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
         messages = list(messages)
-        if messages and messages[0].content["config"]["server-round"] == 2:
+        if messages and messages[0].metadata.group_id == "2":
             raise ConnectionError("SuperLink went away")
         return original(messages, timeout=timeout)
 
