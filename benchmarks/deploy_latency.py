@@ -66,7 +66,10 @@ def main() -> None:
     if not os.environ.get("FEDAVG_DATA_DIR"):
         raise SystemExit("set FEDAVG_DATA_DIR to a directory holding mnist/")
     tmp = Path(tempfile.mkdtemp(prefix="deploy-latency-"))
-    engines = [("simulation", "simulation", {}), ("local", "local", {})]
+    engines: list[tuple[str, str, dict[str, str]]] = [
+        ("simulation", "simulation", {}),
+        ("local", "local", {}),
+    ]
     if not args.skip_flower_polling:
         engines.append(("local, 3 s polling", "local", {"FEDAVG_POLL_INTERVAL": "3"}))
     curves: dict[str, list[dict[str, Any]]] = {}
