@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import flwr
@@ -57,7 +56,7 @@ def test_supernode_ordinal_selects_partition_and_key_and_flower_is_pinned() -> N
     supernode = next(c for c in pod["containers"] if c["name"] == "supernode")
     script = " ".join(supernode["args"])
     assert "--auth-supernode-private-key=/keys/supernode-${POD_INDEX}" in script
-    assert "client-$(printf %03d \"${POD_INDEX}\")" in script
+    assert 'client-$(printf %03d "${POD_INDEX}")' in script
     assert "--root-certificates=/certs/ca.crt" in script and "--insecure" not in script
     index = supernode["env"][0]["valueFrom"]["fieldRef"]["fieldPath"]
     assert "apps.kubernetes.io/pod-index" in index
