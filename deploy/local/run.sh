@@ -56,11 +56,34 @@ logs=$work/logs
 mkdir -p "$FLWR_HOME" "$logs" "$work/keys"
 
 pids=()
+descendants() { # PID -> its child processes, recursively (flower-superexec, flwr-clientapp)
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do
+        echo "$child"
+        descendants "$child"
+    done
+}
 stop_all() {
-    # Reverse order: SuperNodes first, then the SuperLink. Each takes its
-    # flower-superexec child down with it (--parent-pid).
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
+    # SuperNodes first (reverse start order), then the SuperLink. Their
+    # flower-superexec children follow them via --parent-pid, but slowly on a
+    # busy machine, and a superexec orphaned with ClientApps in flight keeps
+    # relaunching them: so collect the whole tree first and stop every
+    # process in it that is still there after a grace period.
+    local i tree=()
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        # shellcheck disable=SC2207
+        tree+=("${pids[i]}" $(descendants "${pids[i]}"))
+    done
+    [ ${#tree[@]} -gt 0 ] || return 0
+    kill "${tree[@]}" 2>/dev/null || true
+    local list
+    list=$(IFS=,; echo "${tree[*]}")
+    for _ in $(seq 1 20); do
+        # Zombies (this sandbox's PID 1 does not reap) count as gone.
+        ps -o stat= -p "$list" 2>/dev/null | grep -qv '^Z' || break
+        sleep 0.5
+    done
+    kill -9 "${tree[@]}" 2>/dev/null || true
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap stop_all EXIT
