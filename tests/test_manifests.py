@@ -108,3 +108,13 @@ def test_compose_tls_overlay_turns_on_tls_and_node_authentication() -> None:
         assert "--insecure" not in command and "/keys/node.key" in command
         volumes = " ".join(services[f"supernode-{i}"]["volumes"])
         assert f"keys/supernode-{i}:/keys/node.key:ro" in volumes
+
+
+def test_app_image_builds_on_the_pinned_superexec_with_the_tested_torch() -> None:
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert f"ARG FLWR_VERSION={flwr.__version__}" in dockerfile
+    assert "FROM flwr/superexec:${FLWR_VERSION}" in dockerfile
+    torch_pin = next(w for w in setup.split() if w.startswith("torch=="))
+    assert torch_pin in dockerfile  # the torch the tests ran with
+    assert "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1" in dockerfile
