@@ -60,7 +60,8 @@ def test_local_federation_with_tls_and_auth_completes_and_refuses_an_unknown_nod
     summary = json.loads((results / "e2e" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds_completed"] == 2
     assert summary["final_accuracy"] > 0.5  # chance is 0.10
-    rows = [json.loads(line) for line in (results / "e2e" / "metrics.jsonl").read_text().split()]
+    lines = (results / "e2e" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
     assert [r["clients_replied"] for r in rows[1:]] == [3, 3]
     assert all(r["clients_rejected"] == 0 for r in rows)
     config = json.loads((results / "e2e" / "config.json").read_text())
