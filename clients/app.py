@@ -15,7 +15,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients.data import load_client_data, partition_of
+from clients.data import node_client_data, node_partition_id
 from clients.faults import maybe_inject_fault
 from server.config import ExperimentConfig, parse_config
 from strategies.fedavg import (
@@ -35,24 +35,23 @@ from tasks.training import evaluate, resolve_device, train_local
 app = ClientApp()
 
 
-def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module, int, int]:
+def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module]:
     config = parse_config(context.run_config)
     # Several simulated clients share the machine's cores: one thread each.
     torch.set_num_threads(config.client_threads)
-    partition_id, num_partitions = partition_of(context.node_config)
     model = get_task(config.task).build_model().to(resolve_device(config.device))
     model.load_state_dict(msg.content.array_records[ARRAYS_KEY].to_torch_state_dict())
-    return config, model, partition_id, num_partitions
+    return config, model
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Run ClientUpdate on this node's data and reply with w_k, n_k and the loss."""
-    config, model, partition_id, num_partitions = _setup(msg, context)
+    config, model = _setup(msg, context)
     round_config = msg.content.config_records[CONFIG_KEY]
     server_round = int(round_config["server-round"])  # type: ignore[arg-type]
-    maybe_inject_fault(config, server_round, partition_id)
-    data = load_client_data(config, partition_id, num_partitions)
+    maybe_inject_fault(config, server_round, node_partition_id(context.node_config))
+    data, partition_id = node_client_data(config, context.node_config)
     # Batch order is a function of (seed, round, client): the same run gives
     # the same updates in simulation and on a real federation.
     rng = np.random.default_rng([config.seed, server_round, partition_id])
@@ -78,8 +77,8 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def local_evaluate(msg: Message, context: Context) -> Message:
     """Score the received global model on this node's local test split."""
-    config, model, partition_id, num_partitions = _setup(msg, context)
-    data = load_client_data(config, partition_id, num_partitions)
+    config, model = _setup(msg, context)
+    data, _ = node_client_data(config, context.node_config)
     loss, accuracy = evaluate(model, data.test, batch_size=config.eval_batch_size)
     metrics = MetricRecord(
         {EVAL_LOSS_KEY: loss, EVAL_ACCURACY_KEY: accuracy, NUM_EXAMPLES_KEY: len(data.test)}
@@ -89,7 +88,10 @@ def local_evaluate(msg: Message, context: Context) -> Message:
 
 @app.query("identify")
 def identify(msg: Message, context: Context) -> Message:
-    """Tell the server which client (partition) this node is, so that sampling is reproducible."""
-    partition_id, _ = partition_of(context.node_config)
-    identity = ConfigRecord({CLIENT_ID_KEY: partition_id})
+    """Tell the server which client (partition) this node is, so that sampling is reproducible.
+
+    The partition comes from ``partition-id`` or, on a real federation, from
+    the manifest of the node's ``data-path``.
+    """
+    identity = ConfigRecord({CLIENT_ID_KEY: node_partition_id(context.node_config)})
     return Message(RecordDict({IDENTITY_KEY: identity}), reply_to=msg)

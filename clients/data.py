@@ -1,9 +1,13 @@
 """Where a node's data comes from, per ``node_config``.
 
 In simulation Flower sets ``partition-id`` and ``num-partitions`` on each
-node; a deployed SuperNode is started with the same keys
-(``--node-config "partition-id=3 num-partitions=100"``). The data is loaded
-and partitioned once per process and cached.
+node. A deployed SuperNode either holds its own data,
+``--node-config "data-path='/data/mnist-iid-100/client-003'"`` (a directory
+written by ``python -m clients.prepare_data``, see ``clients.node_data``), or
+is started with the simulation's keys
+(``--node-config "partition-id=3 num-partitions=100"``) and partitions the
+whole data set itself. ``data-path`` wins when both are given. The data is
+loaded once per process and cached.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
+from clients.node_data import load_node_data, read_manifest
 from server.config import ExperimentConfig
 from tasks.base import ClientData
 from tasks.registry import get_task
+
+DATA_PATH_KEY = "data-path"
 
 
 class NodeConfigError(ValueError):
@@ -46,3 +53,30 @@ def load_client_data(
 ) -> ClientData:
     """Return (and cache) the data of one client."""
     return get_task(config.task).client_data(config, partition_id, num_partitions)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_node_data(path: str, config: ExperimentConfig) -> tuple[ClientData, int]:
+    data, manifest = load_node_data(path, config)
+    return data, manifest.partition_id
+
+
+def node_partition_id(node_config: Mapping[str, object]) -> int:
+    """This node's partition id: from its data-path's manifest, else from node_config."""
+    path = node_config.get(DATA_PATH_KEY)
+    if isinstance(path, str) and path:
+        return read_manifest(path).partition_id
+    return partition_of(node_config)[0]
+
+
+def node_client_data(
+    config: ExperimentConfig, node_config: Mapping[str, object]
+) -> tuple[ClientData, int]:
+    """This node's data and partition id, from its data-path or its partition-id."""
+    path = node_config.get(DATA_PATH_KEY)
+    if path is not None:
+        if not isinstance(path, str) or not path:
+            raise NodeConfigError(f"{DATA_PATH_KEY} must be a non-empty string, got {path!r}")
+        return _load_node_data(path, config)
+    partition_id, num_partitions = partition_of(node_config)
+    return load_client_data(config, partition_id, num_partitions), partition_id

@@ -14,4 +14,11 @@ python=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.14.1 torchvision==0.29.1
 python -m pip install -q -e ".[dev]"
+# Deployment tooling (tests/test_manifests.py validates the compose files with
+# it; skipped there when missing). Debian only, and only where we may install.
+if ! command -v docker-compose >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q docker-compose >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q docker-compose >/dev/null 2>&1; }) ||
+        echo "warning: could not install docker-compose; its tests will be skipped" >&2
+fi
 python -c "import flwr, torch; print(f'ready: flwr {flwr.__version__}, torch {torch.__version__} in $venv')"

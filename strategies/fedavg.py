@@ -4,7 +4,9 @@ Server side of Algorithm 1, one round t:
 
 1. m = max(floor(C * K), 1); S_t = m clients drawn uniformly without
    replacement from the K connected nodes, by a generator derived from
-   (sampling seed, t) (``strategies.sampling``).
+   (sampling seed, t) (``strategies.sampling``); the nodes are listed by the
+   client id (partition) each reports once per run, so that a seed picks the
+   same clients in every run and on every engine.
 2. Each k in S_t receives w_t and the round's E, B and eta_t
    (eta_t = eta * lr_decay ** (t - 1); the paper tunes eta and decays it in
    some experiments) and runs ClientUpdate(k, w_t).

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import numpy as np
 from torch import nn
 
 from tasks.examples import ExampleSet
@@ -46,4 +48,30 @@ class Task(Protocol):
 
     def central_test(self, config: ExperimentConfig) -> ExampleSet:
         """Return the test set the server evaluates the global model on."""
+        ...
+
+
+@runtime_checkable
+class NodeDataTask(Protocol):
+    """A task whose clients' data can be written to, and read from, a node's own directory.
+
+    ``client_data(config, i, K)`` must equal
+    ``client_data_from_arrays(client_arrays(config, i, K))``: that is what makes
+    a deployed node with a data-path train on the same examples as partition
+    ``i`` in simulation.
+    """
+
+    @property
+    def dataset(self) -> str:
+        """The data set's name (tasks sharing data share it), recorded in the manifest."""
+        ...
+
+    def client_arrays(
+        self, config: ExperimentConfig, partition_id: int, num_partitions: int
+    ) -> dict[str, np.ndarray]:
+        """Return the raw arrays of client ``partition_id`` out of ``num_partitions``."""
+        ...
+
+    def client_data_from_arrays(self, arrays: Mapping[str, np.ndarray]) -> ClientData:
+        """Turn ``client_arrays`` output back into the client's data."""
         ...

@@ -22,6 +22,8 @@ set_task_identity()
 def dispatch(msg: Message, context: Context) -> Message:
     if msg.metadata.message_type.startswith("train"):
         return client_app.train(msg, context)
+    if msg.metadata.message_type.startswith("query"):
+        return client_app.identify(msg, context)
     return client_app.local_evaluate(msg, context)
 
 

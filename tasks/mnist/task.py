@@ -10,6 +10,7 @@ evaluates on the whole test set, which the server does centrally.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,18 +64,46 @@ class MnistTask:
     def build_model(self) -> nn.Module:
         return Mnist2NN() if self.name == "mnist-2nn" else MnistCNN()
 
+    @property
+    def dataset(self) -> str:
+        """Both MNIST models train on the same data: one node directory serves both."""
+        return "mnist"
+
+    def client_arrays(
+        self, config: ExperimentConfig, partition_id: int, num_partitions: int
+    ) -> dict[str, np.ndarray]:
+        """Client ``partition_id``'s raw examples (uint8 images, int64 labels).
+
+        What ``python -m clients.prepare_data`` writes to a node's data-path;
+        ``client_data`` is built from exactly these arrays, so a node holding
+        them trains on the same examples as that partition in simulation.
+        """
+        if not 0 <= partition_id < num_partitions:
+            raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions})")
+        _, _, arrays = _standardised(config.data_dir)
+        seed = config.seeds["partition"]
+        parts = partition_indices(config.data_dir, config.partition, num_partitions, seed)
+        test_part = iid_partition(len(arrays.test_labels), num_partitions, seed)[partition_id]
+        train_part = parts[partition_id]
+        return {
+            "train_images": arrays.train_images[train_part],
+            "train_labels": arrays.train_labels[train_part],
+            "test_images": arrays.test_images[test_part],
+            "test_labels": arrays.test_labels[test_part],
+        }
+
+    def client_data_from_arrays(self, arrays: Mapping[str, np.ndarray]) -> ClientData:
+        """Standardise a client's raw arrays (from ``client_arrays`` or a data-path)."""
+        return ClientData(
+            train=to_examples(arrays["train_images"], arrays["train_labels"]),
+            test=to_examples(arrays["test_images"], arrays["test_labels"]),
+        )
+
     def client_data(
         self, config: ExperimentConfig, partition_id: int, num_partitions: int
     ) -> ClientData:
-        if not 0 <= partition_id < num_partitions:
-            raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions})")
-        train, test, arrays = _standardised(config.data_dir)
-        seed = config.seeds["partition"]
-        parts = partition_indices(config.data_dir, config.partition, num_partitions, seed)
-        test_parts = iid_partition(len(arrays.test_labels), num_partitions, seed)
-        return ClientData(
-            train=train.subset(parts[partition_id]),
-            test=test.subset(test_parts[partition_id]),
+        return self.client_data_from_arrays(
+            self.client_arrays(config, partition_id, num_partitions)
         )
 
     def central_test(self, config: ExperimentConfig) -> TensorExamples:
