@@ -59,11 +59,12 @@ def experiment(task: str, rounds: int, results_dir: str) -> dict[str, Any]:
         "num-server-rounds": rounds,
         "results-dir": results_dir,
         "checkpoint-every": 0,
+        "wandb.mode": "disabled",
     }
 
 
-def bare_loop(run_config: dict[str, Any], num_clients: int) -> list[float]:
-    """Seconds of each round of the same math without Flower."""
+def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float], float]:
+    """Seconds of each round of the same math without Flower, and the final accuracy."""
     config = parse_config(run_config)
     task = get_task(config.task)
     test = task.central_test(config)
@@ -93,15 +94,22 @@ def bare_loop(run_config: dict[str, Any], num_clients: int) -> list[float]:
             state = {name: t.detach().numpy() for name, t in client_model.state_dict().items()}
             mean.add(state, len(data[k].train))
         global_model.load_state_dict({k: torch.from_numpy(v) for k, v in mean.result().items()})
-        evaluate(global_model, test, batch_size=config.eval_batch_size)
+        _, accuracy = evaluate(global_model, test, batch_size=config.eval_batch_size)
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return seconds, accuracy
 
 
-def _with_config(run_config: dict[str, Any]) -> Callable[[Context], None]:
-    def apply(context: Context) -> None:
-        context.run_config.clear()
-        context.run_config.update(run_config)
+def _with_config(run_config: dict[str, Any]) -> Callable[[Context], Context]:
+    """run_simulation passes no run config; Flower forbids changing it in place."""
+
+    def apply(context: Context) -> Context:
+        return Context(
+            run_id=context.run_id,
+            node_id=context.node_id,
+            node_config=context.node_config,
+            state=context.state,
+            run_config=dict(run_config),
+        )
 
     return apply
 
@@ -113,8 +121,11 @@ def client_app(run_config: dict[str, Any]) -> ClientApp:
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        set_config(context)
-        return client_module.train(msg, context)
+        return client_module.train(msg, set_config(context))
+
+    @app.query("identify")
+    def identify(msg: Message, context: Context) -> Message:
+        return client_module.identify(msg, set_config(context))
 
     return app
 
@@ -125,8 +136,7 @@ def ours_app(run_config: dict[str, Any]) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        set_config(context)
-        server_module.main(grid, context)
+        server_module.main(grid, set_config(context))
 
     return app
 
@@ -141,10 +151,12 @@ def builtin_app(run_config: dict[str, Any], out: Path) -> ServerApp:
         task = get_task(config.task)
         evaluate_global = server_module.central_evaluator(config, task.central_test(config))
         marks: list[float] = []
+        accuracy: list[float] = []
 
         def timed_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
             metrics = evaluate_global(server_round, arrays)
             marks.append(time.perf_counter())
+            accuracy.append(float(metrics["accuracy"])  # type: ignore[arg-type] if metrics else float("nan"))
             return metrics
 
         strategy = FedAvg(
@@ -166,7 +178,8 @@ def builtin_app(run_config: dict[str, Any], out: Path) -> ServerApp:
             ),
             evaluate_fn=timed_evaluate,
         )
-        out.write_text(json.dumps([b - a for a, b in itertools.pairwise(marks)]))
+        seconds = [b - a for a, b in itertools.pairwise(marks)]
+        out.write_text(json.dumps({"seconds": seconds, "accuracy": accuracy[-1]}))
 
     return app
 
@@ -194,20 +207,23 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="fedavg-speed-"))
     run_config = experiment(args.task, args.rounds, str(workdir))
     per_round: dict[str, list[float]] = {}
+    final_accuracy: dict[str, float] = {}
     wall: dict[str, float] = {}
     for variant in args.variants.split(","):
         started = time.perf_counter()
         if variant == "bare":
-            per_round[variant] = bare_loop(run_config, args.num_clients)
+            per_round[variant], final_accuracy[variant] = bare_loop(run_config, args.num_clients)
         elif variant == "ours":
             config = {**run_config, "run-name": "ours"}
             flower_run(ours_app(config), config, args.num_clients)
             rows = [json.loads(x) for x in (workdir / "ours" / "metrics.jsonl").open()]
             per_round[variant] = [r["seconds"] for r in rows if r["round"] > 0]
+            final_accuracy[variant] = rows[-1]["test_accuracy"]
         elif variant == "builtin":
             out = workdir / "builtin.json"
             flower_run(builtin_app(run_config, out), run_config, args.num_clients)
-            per_round[variant] = json.loads(out.read_text())
+            measured = json.loads(out.read_text())
+            per_round[variant], final_accuracy[variant] = measured["seconds"], measured["accuracy"]
         else:
             raise SystemExit(f"unknown variant {variant}")
         wall[variant] = time.perf_counter() - started
@@ -216,15 +232,18 @@ def main() -> None:
         f"\n{args.task}, K={args.num_clients}, C=0.1, E=1, B=10, R={args.rounds}, "
         f"torch threads {torch.get_num_threads()}"
     )
-    print("| variant | s/round (median, rounds 2..R) | ratio to bare | first round s | wall s |")
-    print("|---|---|---|---|---|")
+    print(
+        "| variant | s/round (median, rounds 2..R) | ratio to bare | first round s | wall s "
+        "| final accuracy |"
+    )
+    print("|---|---|---|---|---|---|")
     for variant, seconds in per_round.items():
         median = statistics.median(seconds[1:])
         ratio = f"{median / bare:.2f}x" if bare else "-"
         fixed = wall[variant] - sum(seconds[1:])
         print(
             f"| {variant} | {median:.3f} | {ratio} | {seconds[0]:.2f} | {wall[variant]:.1f} "
-            f"(fixed {fixed:.1f}) |"
+            f"(fixed {fixed:.1f}) | {final_accuracy[variant]:.4f} |"
         )
 
 
