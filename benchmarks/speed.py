@@ -156,7 +156,8 @@ def builtin_app(run_config: dict[str, Any], out: Path) -> ServerApp:
         def timed_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
             metrics = evaluate_global(server_round, arrays)
             marks.append(time.perf_counter())
-            accuracy.append(float(metrics["accuracy"])  # type: ignore[arg-type] if metrics else float("nan"))
+            value = metrics["accuracy"] if metrics else float("nan")
+            accuracy.append(float(value))  # type: ignore[arg-type]
             return metrics
 
         strategy = FedAvg(
