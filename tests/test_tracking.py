@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +162,10 @@ def test_an_unreachable_wandb_server_falls_back_to_offline(
     assert [h["_step"] for h in offline_run(tmp_path / "t").history] == [0, 1]
 
 
-def test_disabled_tracking_writes_no_wandb_files(synthetic_mnist: Path, tmp_path: Path) -> None:
-    assert os.environ["WANDB_MODE"] == "disabled"  # tests/conftest.py; mode "auto" honours it
+def test_disabled_tracking_writes_no_wandb_files(
+    synthetic_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # mode "auto" honours the environment
     run_server(base_config(synthetic_mnist, tmp_path, **{"num-server-rounds": 1}), nodes=2)
     assert not (tmp_path / "t" / "wandb").exists()
     assert (tmp_path / "t" / plots.RUN_PLOT).is_file()
