@@ -172,17 +172,23 @@ def rows_by_name() -> dict[str, Row]:
     return {row.name: row for row in all_rows()}
 
 
+def toml_value(value: object, quote: str = '"') -> str:
+    """A run-config value as TOML (``quote`` = "'" inside ``flwr run -c "..."``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"{quote}{value}{quote}"
+    return repr(value)
+
+
 def to_toml(values: dict[str, object]) -> str:
-    lines = []
-    for key, value in values.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str):
-            text = f'"{value}"'
-        else:
-            text = repr(value)
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
+    return "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items())
+
+
+def config_string(values: dict[str, object]) -> str:
+    """The values as one ``flwr run -c`` argument."""
+    single = "'"
+    return " ".join(f"{key}={toml_value(value, single)}" for key, value in values.items())
 
 
 def write_presets(directory: Path = PRESETS_DIR) -> list[Path]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.paper import Row, rows_by_name
+from benchmarks.paper import Row, config_string, rows_by_name
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
@@ -47,19 +47,6 @@ class Attempt:
         if self.reached:
             return (0.0, float(self.summary["rounds_to_target"]))
         return (1.0, -float(self.summary.get("best_accuracy") or 0.0))
-
-
-def config_string(values: dict[str, object]) -> str:
-    parts = []
-    for key, value in values.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str):
-            text = f"'{value}'"
-        else:
-            text = repr(value)
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 def run_once(

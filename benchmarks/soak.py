@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.paper import config_string
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -116,12 +118,7 @@ class SuperLink:
         return done.stdout
 
     def submit(self, run_config: dict[str, Any], num_supernodes: int) -> int:
-        pairs = " ".join(
-            f"{k}='{v}'"
-            if isinstance(v, str)
-            else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-            for k, v in run_config.items()
-        )
+        pairs = config_string(run_config)
         out = self.flwr(
             "run", str(REPO), "soak", "--format", "json", "-c", pairs, "--federation-config",
             f"num-supernodes={num_supernodes} client-resources-num-cpus=1",
