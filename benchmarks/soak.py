@@ -14,6 +14,10 @@ completed, accuracy reached, updates rejected, rounds lost.
   compared with an uninterrupted run of the same seed.
 - ``superlink-kill``: the SuperLink is killed with SIGKILL mid-run (its
   ServerApp and Ray go with it); a new SuperLink resumes from the checkpoint.
+- ``supernode-kill``: not a simulation but the local federation
+  (``deploy/local/run.sh``: TLS, SuperNode authentication, one process per
+  SuperNode, 4 SuperNodes, C=1): one SuperNode is killed with SIGKILL while it
+  trains; the run must finish without it.
 
 "rounds lost" counts rounds that were finished before the interruption but
 after the last checkpoint, hence done twice.
@@ -257,7 +261,46 @@ def run_interrupted(
     return outcome(scenario, directory, status, lost, note)
 
 
-SCENARIOS = ("failures", "stragglers", "serverapp-stop", "superlink-kill")
+def run_supernode_kill(results: Path, rounds: int, port: int) -> dict[str, Any]:
+    nodes, victim = 4, 1
+    config = {
+        **base_config(results, "supernode-kill", rounds),
+        "fraction-train": 1.0,
+        # How long a round waits for the replies of a node that died in it.
+        "round-timeout": 30.0,
+    }
+    work = Path(tempfile.mkdtemp(prefix="fedavg-soak-local-"))
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "WORK_DIR": str(work),
+        "SUPERLINK_PORT": str(port),
+        "SUPERNODE_PORT": str(port + 10),
+        "NUM_PARTITIONS": "100",
+        "KILL_SUPERNODE": str(victim),
+        "KILL_AFTER_ROUND": str(max(1, rounds // 3)),
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "deploy" / "local" / "run.sh"), str(nodes), "-c",
+         config_string(config)],
+        env=env, capture_output=True, text=True, timeout=3600, check=False,
+    )  # fmt: skip
+    said = [line for line in done.stdout.splitlines() if line.startswith("[deploy/local]")]
+    killed = next((line for line in said if " killed " in line), "")
+    status = said[-1].rsplit(": ", 1)[-1] if said else "unknown"
+    if done.returncode != 0 or not killed:
+        print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    rows = rows_of(results / "supernode-kill")[1:]
+    short = [r["round"] for r in rows if r["clients_replied"] < r["clients_sampled"]]
+    note = (
+        f"{killed.split('] ', 1)[-1] or 'NO SuperNode was killed'}; "
+        f"rounds short of a reply: {short}"
+    )
+    return outcome("supernode-kill", results / "supernode-kill", status, 0, note)
+
+
+SCENARIOS = ("failures", "stragglers", "serverapp-stop", "superlink-kill", "supernode-kill")
 
 
 def soak(
@@ -271,6 +314,8 @@ def soak(
                 outcomes.append(run_failures(link, results, rounds, k))
             elif scenario == "stragglers":
                 outcomes.append(run_stragglers(link, results, max(5, rounds // 2), k))
+            elif scenario == "supernode-kill":
+                outcomes.append(run_supernode_kill(results, rounds, port + 50))
             else:
                 outcomes.append(run_interrupted(scenario, link, results, rounds, k))
             print(json.dumps(outcomes[-1]), flush=True)

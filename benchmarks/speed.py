@@ -45,7 +45,7 @@ from server.config import parse_config
 from strategies.aggregation import WeightedMean
 from strategies.sampling import clients_per_round, sample_clients
 from tasks.registry import get_task
-from tasks.training import evaluate, train_local
+from tasks.training import train_local
 
 
 def experiment(task: str, rounds: int, results_dir: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float]
     """Seconds of each round of the same math without Flower, and the final accuracy."""
     config = parse_config(run_config)
     task = get_task(config.task)
-    test = task.central_test(config)
+    evaluate_global = server_module.central_evaluator(config, task.central_test(config))
     torch.manual_seed(config.seeds["model"])
     global_model = task.build_model()
     client_model = task.build_model()
@@ -94,7 +94,8 @@ def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float]
             state = {name: t.detach().numpy() for name, t in client_model.state_dict().items()}
             mean.add(state, len(data[k].train))
         global_model.load_state_dict({k: torch.from_numpy(v) for k, v in mean.result().items()})
-        _, accuracy = evaluate(global_model, test, batch_size=config.eval_batch_size)
+        metrics = evaluate_global(server_round, ArrayRecord(global_model.state_dict()))
+        accuracy = float(metrics["accuracy"]) if metrics else float("nan")  # type: ignore[arg-type]
         seconds.append(time.perf_counter() - started)
     return seconds, accuracy
 

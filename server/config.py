@@ -58,7 +58,7 @@ class ExperimentConfig:
     target_accuracy: float = 0.0  # 0 = the paper's target for the task
     stop_at_target: bool = False
     eval_every: int = 1
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 200
     eval_max_examples: int = 0  # 0 = the whole central test set; else a seeded sample
     fraction_evaluate: float = 0.0  # federated evaluation on clients' local splits
     min_nodes: int = 1

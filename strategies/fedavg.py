@@ -186,6 +186,7 @@ class FederatedAveraging(Strategy):
         self.first_round = first_round
         self.records: dict[int, RoundRecord] = {}
         self._global: NamedArrays = {}
+        self._train_messages: list[Message] = []
         self._round_started = 0.0
         self.identify_clients = identify_clients
         self.identify_timeout = identify_timeout
@@ -236,7 +237,12 @@ class FederatedAveraging(Strategy):
         )
         self.records[server_round] = record
         log(INFO, "round %d: sampled %d of %d clients", server_round, m, len(node_ids))
-        return self._messages(arrays, train_config, sampled, MessageType.TRAIN, server_round)
+        # Kept so that a reply is attributed to the node it answers for: an error the
+        # SuperLink writes for a vanished node comes from the SuperLink's own node id.
+        self._train_messages = self._messages(
+            arrays, train_config, sampled, MessageType.TRAIN, server_round
+        )
+        return self._train_messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -247,9 +253,11 @@ class FederatedAveraging(Strategy):
         expected = spec_of(self._global)
         mean = WeightedMean()
         loss_sum, seen_nodes = 0.0, set[int]()
+        # Grids give each message its id as they push it.
+        sent_to = {m.metadata.message_id: m.metadata.dst_node_id for m in self._train_messages}
         for reply in replies:
             record.clients_replied += 1
-            node = reply.metadata.src_node_id
+            node = sent_to.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
             if reply.has_content():
                 arrays_record = reply.content.array_records.get(ARRAYS_KEY)
                 if arrays_record is not None:

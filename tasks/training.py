@@ -65,7 +65,7 @@ def train_local(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, examples: ExampleSet, *, batch_size: int = 1000
+    model: nn.Module, examples: ExampleSet, *, batch_size: int = 200
 ) -> tuple[float, float]:
     """Return (mean cross-entropy loss, accuracy) of ``model`` on ``examples``."""
     n = len(examples)

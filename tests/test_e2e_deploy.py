@@ -2,9 +2,10 @@
 
 deploy/local/run.sh starts a SuperLink and 3 SuperNodes, each holding its own
 prepared partition of real MNIST (3 of K=100, 600 examples each), probes a
-SuperNode whose key was never registered (it must be refused), runs 2 rounds
-and checks the final status with `flwr ls`; the results the ServerApp wrote
-are checked here.
+SuperNode whose key was never registered (it must be refused), runs 4 rounds
+with C=1, kills one SuperNode with SIGKILL while it trains in round 2, and
+checks the final status with `flwr ls`; the results the ServerApp wrote are
+checked here: the run finishes on the two survivors.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.e2e
 SCRIPT = REPO / "deploy" / "local" / "run.sh"
 
 
-def test_local_federation_with_tls_and_auth_completes_and_refuses_an_unknown_node(
+def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
     tmp_path: Path,
 ) -> None:
     data = real_mnist_dir()
@@ -37,6 +38,8 @@ def test_local_federation_with_tls_and_auth_completes_and_refuses_an_unknown_nod
         "SUPERNODE_PORT": "9505",
         "NUM_PARTITIONS": "100",
         "PROBE_UNREGISTERED": "1",
+        "KILL_SUPERNODE": "2",
+        "KILL_AFTER_ROUND": "1",
     }
     done = subprocess.run(
         [
@@ -44,7 +47,8 @@ def test_local_federation_with_tls_and_auth_completes_and_refuses_an_unknown_nod
             str(SCRIPT),
             "3",
             "-c",
-            f"num-server-rounds=2 fraction-train=1.0 results-dir='{results}' run-name='e2e'",
+            f"num-server-rounds=4 fraction-train=1.0 round-timeout=20.0 "
+            f"results-dir='{results}' run-name='e2e'",
         ],
         env=env,
         capture_output=True,
@@ -57,12 +61,18 @@ def test_local_federation_with_tls_and_auth_completes_and_refuses_an_unknown_nod
     assert "finished:completed" in done.stdout, output
     assert "unregistered SuperNode refused" in done.stdout, output
     assert "TLS=1, auth=1" in done.stdout
+    assert "killed supernode-002" in done.stdout and "mid-round" in done.stdout, output
     summary = json.loads((results / "e2e" / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["rounds_completed"] == 2
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 4
     assert summary["final_accuracy"] > 0.5  # chance is 0.10
     lines = (results / "e2e" / "metrics.jsonl").read_text().splitlines()
-    rows = [json.loads(line) for line in lines]
-    assert [r["clients_replied"] for r in rows[1:]] == [3, 3]
-    assert all(r["clients_rejected"] == 0 for r in rows)
+    rows = [json.loads(line) for line in lines][1:]
+    assert rows[0]["clients_replied"] == 3 and rows[0]["clients_rejected"] == 0
+    # From round 2 on, only the two survivors' updates reach the model: the dead node's
+    # reply is missing (round deadline) or is the SuperLink's "Node Unavailable" error.
+    for row in rows[1:]:
+        assert row["model_updated"]
+        assert row["clients_replied"] - row["clients_rejected"] == 2, row
+        assert all("Node Unavailable" in reason for reason in row["rejections"]), row
     config = json.loads((results / "e2e" / "config.json").read_text())
     assert config["num_clients"] == 3  # the intruder never joined

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.common.constant import ErrorCode
 
 from server import app as server_app
 from server.checkpoint import CheckpointError, load_checkpoint
@@ -140,3 +142,81 @@ def test_an_implausible_n_k_is_rejected(synthetic_mnist: Path, tmp_path: Path) -
     )
     row = read_metrics(tmp_path / "t")[-1]
     assert row["clients_rejected"] == 1 and "exceeds the plausible maximum" in row["rejections"][0]
+
+
+class LateGrid(FakeGrid):
+    """Replies of ``late`` partitions miss the round deadline, as a SuperLink would drop them."""
+
+    def __init__(self, late: set[int], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.late_nodes = {
+            n for n, c in self.contexts.items() if c.node_config["partition-id"] in late
+        }
+        self.train_timeouts: list[float | None] = []
+        self.on_time: list[Message] = []
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        messages = list(messages)
+        replies = list(super().send_and_receive(messages, timeout=timeout))
+        if not messages or messages[0].metadata.message_type != "train":
+            return replies
+        self.train_timeouts.append(timeout)
+        on_time = [r for r in replies if r.metadata.src_node_id not in self.late_nodes]
+        self.on_time.extend(on_time)
+        return on_time
+
+
+def test_a_round_averages_only_the_replies_within_its_deadline(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
+    config = base_config(
+        synthetic_mnist,
+        tmp_path,
+        **{"num-server-rounds": 1, "round-timeout": 7.5, "checkpoint-every": 1},
+    )
+    grid = LateGrid({0, 3}, 5, dispatch, config)
+    server_app.main(grid, context_for(config))
+
+    assert grid.train_timeouts == [7.5]  # round-timeout is the grid's deadline
+    row = read_metrics(tmp_path / "t")[-1]
+    assert (row["clients_sampled"], row["clients_replied"], row["model_updated"]) == (5, 3, True)
+    weights = [int(r.content["metrics"]["num-examples"]) for r in grid.on_time]
+    global_model = load_checkpoint(tmp_path / "t").arrays
+    for name, value in global_model.items():
+        replies = [r.content["arrays"][name].numpy() for r in grid.on_time]
+        expected = np.average(np.stack(replies), axis=0, weights=weights)
+        np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_an_error_the_superlink_writes_for_a_vanished_node_names_that_node(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
+    superlink_node_id = 1  # what a SuperLink-made error reply carries as its source
+
+    class VanishedGrid(FakeGrid):
+        def send_and_receive(
+            self, messages: Iterable[Message], *, timeout: float | None = None
+        ) -> Iterable[Message]:
+            messages = list(messages)
+            replies = list(super().send_and_receive(messages, timeout=timeout))
+            for i, message in enumerate(messages):
+                if (
+                    message.metadata.message_type == "train"
+                    and message.metadata.dst_node_id == 1002
+                ):
+                    gone = Message(
+                        Error(ErrorCode.NODE_UNAVAILABLE, "Error: Node Unavailable"),
+                        reply_to=message,
+                    )
+                    gone.metadata.__dict__["_src_node_id"] = superlink_node_id
+                    replies[i] = gone
+            return replies
+
+    config = base_config(synthetic_mnist, tmp_path, **{"num-server-rounds": 1})
+    server_app.main(VanishedGrid(5, dispatch, config), context_for(config))
+
+    row = read_metrics(tmp_path / "t")[-1]
+    assert (row["clients_replied"], row["clients_rejected"], row["model_updated"]) == (5, 1, True)
+    assert row["rejections"] == ["node 1002: error code 5: Error: Node Unavailable"]

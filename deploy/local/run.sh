@@ -33,6 +33,11 @@
 #                     also start one SuperNode with a key that was never
 #                     registered and fail unless the SuperLink refuses it
 #   ISOLATION         SuperNode isolation mode [subprocess]
+#   KILL_SUPERNODE=i  fault test: once round KILL_AFTER_ROUND [1] has ended,
+#                     kill -9 SuperNode i (and its ClientApp processes) while
+#                     it is training, as a crashed machine would vanish; the
+#                     run must still finish (set round-timeout so that a round
+#                     does not wait long for the dead node's reply)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,6 +61,7 @@ logs=$work/logs
 mkdir -p "$FLWR_HOME" "$logs" "$work/keys"
 
 pids=()
+node_pids=()
 descendants() { # PID -> its child processes, recursively (flower-superexec, flwr-clientapp)
     local child
     for child in $(pgrep -P "$1" 2>/dev/null); do
@@ -178,6 +184,7 @@ for ((i = 0; i < num_nodes; i++)); do
     fi
     data_path=$(printf "%s/client-%0${width}d" "$dataset_dir" "$i")
     start_supernode "$name" $((node_port + i)) "data-path='$data_path'" "$key"
+    node_pids+=("${pids[-1]}")
 done
 say "$num_nodes SuperNodes started (runtime ports $node_port..$((node_port + num_nodes - 1)))"
 
@@ -199,12 +206,39 @@ if [ "${PROBE_UNREGISTERED:-0}" = 1 ]; then
     say "unregistered SuperNode refused (exit $code: $(grep -o 'Failed to activate SuperNode' "$logs/intruder.log" | head -1))"
 fi
 
+kill_mid_round() { # NODE_INDEX AFTER_ROUND: see KILL_SUPERNODE
+    local victim=${node_pids[$1]} name
+    name=$(printf "supernode-%0${width}d" "$1")
+    for _ in $(seq 1 2400); do
+        grep -q "\[round *$2/" "$logs/run.log" 2>/dev/null && break
+        sleep 0.25
+    done
+    # Mid-round: wait (up to 2 min) until the node runs a ClientApp.
+    local when="after round $2 (it ran no ClientApp within 2 min)"
+    for _ in $(seq 1 480); do
+        if descendants "$victim" | xargs -r -n1 ps -o args= -p 2>/dev/null | grep -q flwr-clientapp; then
+            when="mid-round, while training, after round $2"
+            break
+        fi
+        sleep 0.25
+    done
+    # shellcheck disable=SC2046
+    kill -9 "$victim" $(descendants "$victim") 2>/dev/null || true
+    say "killed $name (pid $victim) with SIGKILL $when"
+}
+
 # --- the run -------------------------------------------------------------------
 out=$(flwr run "$app" local-deploy --format json "$@")
 run_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("run-id", ""))' "$out")
 [ -n "$run_id" ] || { echo "flwr run failed: $out" >&2; exit 1; }
 say "run $run_id started"
-flwr log "$run_id" local-deploy --stream || true
+: >"$logs/run.log"
+if [ -n "${KILL_SUPERNODE:-}" ]; then
+    kill_mid_round "$KILL_SUPERNODE" "${KILL_AFTER_ROUND:-1}" &
+    killer=$!
+fi
+flwr log "$run_id" local-deploy --stream 2>&1 | tee "$logs/run.log" || true
+[ -z "${killer:-}" ] || wait "$killer" || true
 # `flwr log --stream` returns when the run ends; its exit code says nothing about the run.
 status=unknown
 for _ in $(seq 1 60); do
