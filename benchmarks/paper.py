@@ -3,7 +3,8 @@
 Each ``Row`` is one cell of a table: the setting in the paper's symbols and the
 number of rounds the paper reports to reach the target (None where the paper
 shows "—", i.e. not reached, or where its table is not available to us: the
-2NN half of Table 2 is the paper's Table 4, whose body we could not verify).
+2NN half of Table 2 is the paper's Table 4, whose body we could not verify;
+its FedSGD and E=1, B=10 cells are Table 1's C=0.1 cells, the same setting).
 
 ``python -m benchmarks.paper`` writes one preset TOML per row into
 ``benchmarks/presets/`` for ``flwr run . -c <file>`` (or
@@ -148,6 +149,14 @@ class Row:
         }
 
 
+def table1_2nn_at_c01(partition: str, epochs: int, batch: int) -> int | None:
+    """The 2NN Table 2 cells that Table 1 reports (C=0.1, E=1, B=inf: FedSGD; and B=10)."""
+    if epochs != 1 or batch not in (0, 10):
+        return None
+    rounds_inf, rounds_10 = TABLE1[("mnist-2nn", partition, 10)]
+    return rounds_inf if batch == 0 else rounds_10
+
+
 def all_rows() -> list[Row]:
     rows = []
     for (task, partition, percent), (rounds_inf, rounds_10) in TABLE1.items():
@@ -159,7 +168,8 @@ def all_rows() -> list[Row]:
             paper_rounds = both[partition_index]
             rows.append(Row("table2", "mnist-cnn", partition, 0.1, epochs, batch, paper_rounds))
         for epochs, batch in TABLE2_2NN_GRID:
-            rows.append(Row("table2", "mnist-2nn", partition, 0.1, epochs, batch, None))
+            from_table1 = table1_2nn_at_c01(partition, epochs, batch)
+            rows.append(Row("table2", "mnist-2nn", partition, 0.1, epochs, batch, from_table1))
         for (epochs, batch), both in TABLE2_SHAKESPEARE.items():
             paper_rounds = both[partition_index]
             rows.append(

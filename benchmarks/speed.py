@@ -63,8 +63,11 @@ def experiment(task: str, rounds: int, results_dir: str) -> dict[str, Any]:
     }
 
 
-def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float], float]:
-    """Seconds of each round of the same math without Flower, and the final accuracy."""
+Parts = dict[str, list[float]]  # "clients", "aggregate", "evaluate": seconds per round
+
+
+def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float], float, Parts]:
+    """Seconds of each round of the same math without Flower, the final accuracy, the parts."""
     config = parse_config(run_config)
     task = get_task(config.task)
     evaluate_global = server_module.central_evaluator(config, task.central_test(config))
@@ -72,7 +75,8 @@ def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float]
     global_model = task.build_model()
     client_model = task.build_model()
     data = [task.client_data(config, k, num_clients) for k in range(num_clients)]
-    seconds = []
+    seconds: list[float] = []
+    parts: Parts = {"clients": [], "aggregate": [], "evaluate": []}
     for server_round in range(1, config.num_server_rounds + 1):
         started = time.perf_counter()
         m = clients_per_round(config.fraction_train, num_clients)
@@ -93,11 +97,16 @@ def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float]
             )
             state = {name: t.detach().numpy() for name, t in client_model.state_dict().items()}
             mean.add(state, len(data[k].train))
+        trained = time.perf_counter()
         global_model.load_state_dict({k: torch.from_numpy(v) for k, v in mean.result().items()})
+        aggregated = time.perf_counter()
         metrics = evaluate_global(server_round, ArrayRecord(global_model.state_dict()))
         accuracy = float(metrics["accuracy"]) if metrics else float("nan")  # type: ignore[arg-type]
         seconds.append(time.perf_counter() - started)
-    return seconds, accuracy
+        parts["clients"].append(trained - started)
+        parts["aggregate"].append(aggregated - trained)
+        parts["evaluate"].append(time.perf_counter() - aggregated)
+    return seconds, accuracy, parts
 
 
 def _with_config(run_config: dict[str, Any]) -> Callable[[Context], Context]:
@@ -153,10 +162,13 @@ def builtin_app(run_config: dict[str, Any], out: Path) -> ServerApp:
         evaluate_global = server_module.central_evaluator(config, task.central_test(config))
         marks: list[float] = []
         accuracy: list[float] = []
+        evaluate_seconds: list[float] = []
 
         def timed_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            started = time.perf_counter()
             metrics = evaluate_global(server_round, arrays)
             marks.append(time.perf_counter())
+            evaluate_seconds.append(marks[-1] - started)
             value = metrics["accuracy"] if metrics else float("nan")
             accuracy.append(float(value))  # type: ignore[arg-type]
             return metrics
@@ -181,7 +193,11 @@ def builtin_app(run_config: dict[str, Any], out: Path) -> ServerApp:
             evaluate_fn=timed_evaluate,
         )
         seconds = [b - a for a, b in itertools.pairwise(marks)]
-        out.write_text(json.dumps({"seconds": seconds, "accuracy": accuracy[-1]}))
+        out.write_text(
+            json.dumps(
+                {"seconds": seconds, "accuracy": accuracy[-1], "evaluate": evaluate_seconds[1:]}
+            )
+        )
 
     return app
 
@@ -209,23 +225,32 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="fedavg-speed-"))
     run_config = experiment(args.task, args.rounds, str(workdir))
     per_round: dict[str, list[float]] = {}
+    parts: dict[str, Parts] = {}
     final_accuracy: dict[str, float] = {}
     wall: dict[str, float] = {}
     for variant in args.variants.split(","):
         started = time.perf_counter()
         if variant == "bare":
-            per_round[variant], final_accuracy[variant] = bare_loop(run_config, args.num_clients)
+            per_round[variant], final_accuracy[variant], parts[variant] = bare_loop(
+                run_config, args.num_clients
+            )
         elif variant == "ours":
             config = {**run_config, "run-name": "ours"}
             flower_run(ours_app(config), config, args.num_clients)
             rows = [json.loads(x) for x in (workdir / "ours" / "metrics.jsonl").open()]
-            per_round[variant] = [r["seconds"] for r in rows if r["round"] > 0]
+            rounds = [r for r in rows if r["round"] > 0]
+            per_round[variant] = [r["seconds"] for r in rounds]
             final_accuracy[variant] = rows[-1]["test_accuracy"]
+            parts[variant] = {
+                part: [r[f"{part}_seconds"] for r in rounds]
+                for part in ("clients", "aggregate", "evaluate")
+            }
         elif variant == "builtin":
             out = workdir / "builtin.json"
             flower_run(builtin_app(run_config, out), run_config, args.num_clients)
             measured = json.loads(out.read_text())
             per_round[variant], final_accuracy[variant] = measured["seconds"], measured["accuracy"]
+            parts[variant] = {"evaluate": measured["evaluate"]}
         else:
             raise SystemExit(f"unknown variant {variant}")
         wall[variant] = time.perf_counter() - started
@@ -247,6 +272,20 @@ def main() -> None:
             f"| {variant} | {median:.3f} | {ratio} | {seconds[0]:.2f} | {wall[variant]:.1f} "
             f"(fixed {fixed:.1f}) | {final_accuracy[variant]:.4f} |"
         )
+
+    print(
+        "\nWhere a round goes (medians over rounds 2..R, seconds; other = the rest of the round):"
+    )
+    print("| variant | clients: send w_t .. last reply | aggregate | central evaluation | other |")
+    print("|---|---|---|---|---|")
+    for variant, measured in parts.items():
+        medians = {part: statistics.median(values[1:]) for part, values in measured.items()}
+        total = statistics.median(per_round[variant][1:])
+        # Flower's FedAvg does not say where its time goes outside our evaluation function.
+        clients = f"{medians['clients']:.3f}" if "clients" in medians else "-"
+        aggregate = f"{medians['aggregate']:.3f}" if "aggregate" in medians else "-"
+        other = total - sum(medians.values())
+        print(f"| {variant} | {clients} | {aggregate} | {medians['evaluate']:.3f} | {other:.3f} |")
 
 
 if __name__ == "__main__":

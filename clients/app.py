@@ -10,6 +10,8 @@ partition, and replies with w^k_{t+1}, n_k and the mean training loss.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -34,6 +36,30 @@ from tasks.training import evaluate, resolve_device, train_local
 
 app = ClientApp()
 
+# Slack for clocks that disagree between the server that stamped a message and this node.
+DEADLINE_GRACE_SECONDS = 5.0
+
+
+class RoundDeadlinePassed(RuntimeError):
+    """The message reached this client after its round stopped waiting for replies."""
+
+
+def check_deadline(msg: Message) -> None:
+    """Refuse work whose reply could only arrive after the round's deadline.
+
+    A message lives for its round's ``round-timeout`` (its TTL). A SuperLink
+    does not deliver it later, but in simulation a message can wait in the
+    engine's queue behind a straggler: training on it would only delay the
+    next rounds' clients.
+    """
+    deadline = msg.metadata.created_at + msg.metadata.ttl
+    late = time.time() - deadline
+    if late > DEADLINE_GRACE_SECONDS:
+        raise RoundDeadlinePassed(
+            f"message for round {msg.metadata.group_id} arrived {late:.1f} s after its "
+            f"deadline (ttl {msg.metadata.ttl:g} s); not training on it"
+        )
+
 
 def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module]:
     config = parse_config(context.run_config)
@@ -47,6 +73,7 @@ def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.M
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Run ClientUpdate on this node's data and reply with w_k, n_k and the loss."""
+    check_deadline(msg)
     config, model = _setup(msg, context)
     round_config = msg.content.config_records[CONFIG_KEY]
     server_round = int(round_config["server-round"])  # type: ignore[arg-type]
@@ -77,6 +104,7 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def local_evaluate(msg: Message, context: Context) -> Message:
     """Score the received global model on this node's local test split."""
+    check_deadline(msg)
     config, model = _setup(msg, context)
     data, _ = node_client_data(config, context.node_config)
     loss, accuracy = evaluate(model, data.test, batch_size=config.eval_batch_size)

@@ -46,11 +46,8 @@ def central_evaluator(
     """Evaluate the global model on the whole test set every ``eval-every`` rounds and the last."""
     # channels_last lets oneDNN run the CNN's convolutions about twice as fast on a
     # CPU; it changes the memory layout only (4-D weights), not the function computed.
-    model = (
-        get_task(config.task)
-        .build_model()
-        .to(resolve_device(config.device), memory_format=torch.channels_last)
-    )
+    model = get_task(config.task).build_model().to(resolve_device(config.device))
+    model = model.to(memory_format=torch.channels_last)
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         last = server_round == config.num_server_rounds

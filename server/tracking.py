@@ -57,6 +57,9 @@ ROUND_KEYS = {
     "bytes_down": "comm/bytes_down",
     "bytes_up": "comm/bytes_up",
     "seconds": "time/round_seconds",
+    "clients_seconds": "time/clients_seconds",
+    "aggregate_seconds": "time/aggregate_seconds",
+    "evaluate_seconds": "time/evaluate_seconds",
 }
 MODEL_FILE = "final_model.pt"
 

@@ -90,6 +90,11 @@ class RoundRecord:
     eval_loss: float | None = None
     eval_accuracy: float | None = None
     seconds: float = 0.0
+    # Where the round's time went: sending w_t until the last reply (dispatch,
+    # ClientUpdate, transport), the aggregation, the central evaluation.
+    clients_seconds: float = 0.0
+    aggregate_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
     model_updated: bool = False
 
 
@@ -188,6 +193,8 @@ class FederatedAveraging(Strategy):
         self._global: NamedArrays = {}
         self._train_messages: list[Message] = []
         self._round_started = 0.0
+        self._train_sent = 0.0
+        self._message_ttl: float | None = None  # Flower's default until start() sets it
         self.identify_clients = identify_clients
         self.identify_timeout = identify_timeout
         self._client_ids: dict[int, int | None] = {}
@@ -242,14 +249,17 @@ class FederatedAveraging(Strategy):
         self._train_messages = self._messages(
             arrays, train_config, sampled, MessageType.TRAIN, server_round
         )
+        self._train_sent = time.monotonic()
         return self._train_messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Average the valid replies by n_k; reject and count the others."""
+        started = time.monotonic()
         server_round = self._absolute(server_round)
         record = self.records.setdefault(server_round, RoundRecord(round=server_round))
+        record.clients_seconds = started - self._train_sent
         expected = spec_of(self._global)
         mean = WeightedMean()
         loss_sum, seen_nodes = 0.0, set[int]()
@@ -296,11 +306,13 @@ class FederatedAveraging(Strategy):
                 record.clients_sampled,
                 self.min_replies,
             )
+            record.aggregate_seconds = time.monotonic() - started
             return None, MetricRecord(metrics)
         record.examples = int(mean.total_weight)
         record.train_loss = loss_sum / mean.total_weight
         record.model_updated = True
         self._global = mean.result()
+        record.aggregate_seconds = time.monotonic() - started
         return to_array_record(self._global), MetricRecord(
             {**metrics, TRAIN_LOSS_KEY: record.train_loss, NUM_EXAMPLES_KEY: record.examples}
         )
@@ -373,6 +385,10 @@ class FederatedAveraging(Strategy):
         self.records = {}
         self._global = to_named_arrays(initial_arrays)
         self._stopped_early = False
+        # A round's messages live as long as the round waits for them: a SuperLink does
+        # not deliver them after that, and a client that gets one late skips it
+        # (clients.app) rather than train for a round that has moved on.
+        self._message_ttl = timeout
         hook = self._evaluation_hook(evaluate_fn)
         try:
             super().start(
@@ -475,6 +491,7 @@ class FederatedAveraging(Strategy):
                 dst_node_id=node_id,
                 message_type=message_type,
                 group_id=str(server_round),
+                ttl=self._message_ttl,
             )
             for node_id in node_ids
         ]
@@ -511,8 +528,10 @@ class FederatedAveraging(Strategy):
             if server_round == 0 and self.first_round > 1:
                 return None  # resuming: the checkpoint's model was evaluated before
             server_round = self._absolute(server_round) if server_round else 0
+            started = time.monotonic()
             metrics = evaluate_fn(server_round, arrays) if evaluate_fn else None
             record = self.records.setdefault(server_round, RoundRecord(round=server_round))
+            record.evaluate_seconds = time.monotonic() - started
             if metrics is not None:
                 record.test_accuracy = _optional_float(metrics.get("accuracy"))
                 record.test_loss = _optional_float(metrics.get("loss"))

@@ -74,6 +74,9 @@ def test_a_run_learns_and_writes_the_results_contract(
         assert key in rows[-1]
     assert rows[-1]["clients_replied"] == 5 and rows[-1]["clients_rejected"] == 0
     assert rows[-1]["eval_accuracy"] is not None
+    for row in rows[1:]:  # the parts of a round are measured within it
+        parts = (row["clients_seconds"], row["aggregate_seconds"], row["evaluate_seconds"])
+        assert all(p > 0 for p in parts) and sum(parts) <= row["seconds"], row
     assert rows[-1]["test_accuracy"] > max(0.5, rows[0]["test_accuracy"] + 0.3)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.common.constant import ErrorCode
 
+from clients import app as client_app
+from clients.app import RoundDeadlinePassed
 from server import app as server_app
 from server.checkpoint import CheckpointError, load_checkpoint
 from server.config import ConfigError
@@ -180,6 +183,7 @@ def test_a_round_averages_only_the_replies_within_its_deadline(
     server_app.main(grid, context_for(config))
 
     assert grid.train_timeouts == [7.5]  # round-timeout is the grid's deadline
+    assert {m.metadata.ttl for m in grid.sent} == {7.5}  # and the messages' lifetime
     row = read_metrics(tmp_path / "t")[-1]
     assert (row["clients_sampled"], row["clients_replied"], row["model_updated"]) == (5, 3, True)
     weights = [int(r.content["metrics"]["num-examples"]) for r in grid.on_time]
@@ -220,3 +224,11 @@ def test_an_error_the_superlink_writes_for_a_vanished_node_names_that_node(
     row = read_metrics(tmp_path / "t")[-1]
     assert (row["clients_replied"], row["clients_rejected"], row["model_updated"]) == (5, 1, True)
     assert row["rejections"] == ["node 1002: error code 5: Error: Node Unavailable"]
+
+
+def test_a_client_skips_a_message_whose_round_deadline_passed() -> None:
+    stale = Message(RecordDict(), dst_node_id=1000, message_type="train", ttl=7.5, group_id="4")
+    stale.metadata.created_at = time.time() - 7.5 - 20
+    context = Context(run_id=1, node_id=1000, node_config={}, state=RecordDict(), run_config={})
+    with pytest.raises(RoundDeadlinePassed, match=r"round 4 arrived 2\d\.\d s after its deadline"):
+        client_app.train(stale, context)
