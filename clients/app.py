@@ -47,10 +47,10 @@ class RoundDeadlinePassed(RuntimeError):
 def check_deadline(msg: Message) -> None:
     """Refuse work whose reply could only arrive after the round's deadline.
 
-    A message lives for its round's ``round-timeout`` (its TTL). A SuperLink
-    does not deliver it later, but in simulation a message can wait in the
-    engine's queue behind a straggler: training on it would only delay the
-    next rounds' clients.
+    A message's TTL is twice its round's ``round-timeout`` (see
+    ``FederatedAveraging.start``). A SuperLink does not deliver it later, but
+    in simulation a message can wait in the engine's queue behind a
+    straggler: training on it would only delay the next rounds' clients.
     """
     deadline = msg.metadata.created_at + msg.metadata.ttl
     late = time.time() - deadline

@@ -385,10 +385,12 @@ class FederatedAveraging(Strategy):
         self.records = {}
         self._global = to_named_arrays(initial_arrays)
         self._stopped_early = False
-        # A round's messages live as long as the round waits for them: a SuperLink does
-        # not deliver them after that, and a client that gets one late skips it
-        # (clients.app) rather than train for a round that has moved on.
-        self._message_ttl = timeout
+        # A round's messages expire once the round can no longer use their replies: a
+        # SuperLink then stops delivering them, and a client that gets one late skips it
+        # (clients.app) rather than train for a round that has moved on. The round's clock
+        # starts once its messages are pushed, a TTL's when they are made, and pushing to a
+        # busy SuperLink can take a while: the TTL allows a second round-timeout for that.
+        self._message_ttl = 2 * timeout
         hook = self._evaluation_hook(evaluate_fn)
         try:
             super().start(

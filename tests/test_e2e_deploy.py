@@ -47,7 +47,7 @@ def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
             str(SCRIPT),
             "3",
             "-c",
-            f"num-server-rounds=4 fraction-train=1.0 round-timeout=20.0 "
+            f"num-server-rounds=4 fraction-train=1.0 round-timeout=60.0 "
             f"results-dir='{results}' run-name='e2e'",
         ],
         env=env,

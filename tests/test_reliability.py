@@ -183,7 +183,7 @@ def test_a_round_averages_only_the_replies_within_its_deadline(
     server_app.main(grid, context_for(config))
 
     assert grid.train_timeouts == [7.5]  # round-timeout is the grid's deadline
-    assert {m.metadata.ttl for m in grid.sent} == {7.5}  # and the messages' lifetime
+    assert {m.metadata.ttl for m in grid.sent} == {15.0}  # messages expire a timeout later
     row = read_metrics(tmp_path / "t")[-1]
     assert (row["clients_sampled"], row["clients_replied"], row["model_updated"]) == (5, 3, True)
     weights = [int(r.content["metrics"]["num-examples"]) for r in grid.on_time]
