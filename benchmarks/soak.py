@@ -273,7 +273,7 @@ def run_supernode_kill(results: Path, rounds: int, port: int) -> dict[str, Any]:
         **base_config(results, "supernode-kill", rounds),
         "fraction-train": 1.0,
         # How long a round waits for the replies of a node that died in it.
-        "round-timeout": 30.0,
+        "round-timeout": 60.0,
     }
     work = Path(tempfile.mkdtemp(prefix="fedavg-soak-local-"))
     env = {
