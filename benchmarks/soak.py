@@ -291,6 +291,7 @@ def run_supernode_kill(results: Path, rounds: int, port: int) -> dict[str, Any]:
          config_string(config)],
         env=env, capture_output=True, text=True, timeout=3600, check=False,
     )  # fmt: skip
+    (results / "supernode-kill-deploy.log").write_text(done.stdout + done.stderr)
     said = [line for line in done.stdout.splitlines() if line.startswith("[deploy/local]")]
     killed = next((line for line in said if " killed " in line), "")
     status = said[-1].rsplit(": ", 1)[-1] if said else "unknown"
