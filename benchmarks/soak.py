@@ -302,11 +302,11 @@ def run_supernode_kill(results: Path, rounds: int, port: int) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     rows = rows_of(results / "supernode-kill")[1:]
     short = [r["round"] for r in rows if r["clients_replied"] - r["clients_rejected"] < nodes]
-    available = [r["clients_available"] for r in rows]
+    available = [r["clients_available"] for r in rows] or ["?"]
     note = (
         f"{killed.split('] ', 1)[-1] or 'NO SuperNode was killed'}; "
         f"rounds averaging fewer than {nodes} updates: {short}; "
-        f"nodes available {available[0]} -> {available[-1] if available else '?'}"
+        f"nodes available {available[0]} -> {available[-1]}"
     )
     return outcome("supernode-kill", results / "supernode-kill", status, 0, note)
 
