@@ -127,7 +127,7 @@ def load_node_data(path: str | Path, config: ExperimentConfig) -> tuple[ClientDa
             raise NodeDataError(f"data-path {directory}: {ARRAYS} does not match its checksum")
         with np.load(arrays_file, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        data = task.client_data_from_arrays(arrays)
+        data = task.client_data_from_arrays(arrays, config)
     except NodeDataError:
         raise
     except (OSError, ValueError, KeyError) as error:

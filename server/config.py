@@ -23,6 +23,9 @@ import numpy as np
 
 KNOWN_TASKS = ("mnist-2nn", "mnist-cnn", "shakespeare-lstm")
 KNOWN_PARTITIONS = ("iid", "noniid")
+# MNIST inputs: standardised with the training set's mean and standard deviation, or the
+# pixels scaled to [0, 1]; the paper does not say which it used.
+INPUT_SCALINGS = ("standardised", "unit")
 DERIVE = -1  # a seed of -1 is derived from ``seed``
 
 # The paper's target accuracy per task (section 3).
@@ -45,6 +48,7 @@ class ExperimentConfig:
 
     task: str = "mnist-2nn"
     partition: str = "iid"
+    input_scaling: str = "standardised"  # MNIST only; see INPUT_SCALINGS
     fraction_train: float = 0.1  # C
     local_epochs: int = 1  # E
     batch_size: int = 10  # B; 0 = inf (FedSGD when E = 1)
@@ -108,8 +112,9 @@ class ExperimentConfig:
     def describe(self) -> str:
         """A short name for the experiment in the paper's symbols."""
         batch = "inf" if self.batch_size == 0 else str(self.batch_size)
+        scaling = "" if self.input_scaling == "standardised" else f"_{self.input_scaling}"
         return (
-            f"{self.task}_{self.partition}_C{self.fraction_train:g}_E{self.local_epochs}"
+            f"{self.task}_{self.partition}{scaling}_C{self.fraction_train:g}_E{self.local_epochs}"
             f"_B{batch}_lr{self.lr:g}"
         )
 
@@ -137,6 +142,11 @@ _FIELDS: dict[str, _Field] = {
     "task": _Field(str, lambda v: v in KNOWN_TASKS, f"one of {', '.join(KNOWN_TASKS)}"),
     "partition": _Field(
         str, lambda v: v in KNOWN_PARTITIONS, f"one of {', '.join(KNOWN_PARTITIONS)}"
+    ),
+    "input-scaling": _Field(
+        str,
+        lambda v: v in INPUT_SCALINGS,
+        "standardised (mean 0.1307, sd 0.3081) or unit (pixels in [0, 1]); MNIST only",
     ),
     "fraction-train": _Field(float, _in_range(0, 1), "C, a number in [0, 1]"),
     "local-epochs": _Field(int, _in_range(1, _INF), "E, an integer >= 1"),

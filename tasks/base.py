@@ -56,7 +56,7 @@ class NodeDataTask(Protocol):
     """A task whose clients' data can be written to, and read from, a node's own directory.
 
     ``client_data(config, i, K)`` must equal
-    ``client_data_from_arrays(client_arrays(config, i, K))``: that is what makes
+    ``client_data_from_arrays(client_arrays(config, i, K), config)``: that is what makes
     a deployed node with a data-path train on the same examples as partition
     ``i`` in simulation.
     """
@@ -72,6 +72,8 @@ class NodeDataTask(Protocol):
         """Return the raw arrays of client ``partition_id`` out of ``num_partitions``."""
         ...
 
-    def client_data_from_arrays(self, arrays: Mapping[str, np.ndarray]) -> ClientData:
-        """Turn ``client_arrays`` output back into the client's data."""
+    def client_data_from_arrays(
+        self, arrays: Mapping[str, np.ndarray], config: ExperimentConfig
+    ) -> ClientData:
+        """Turn ``client_arrays`` output back into the client's data (as ``config`` says)."""
         ...

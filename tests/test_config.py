@@ -30,6 +30,8 @@ def test_keys_are_hyphenated_and_coerced() -> None:
     assert config.batch_size == 0 and config.local_epochs == 5
     assert config.target == 0.99
     assert config.describe() == "mnist-cnn_iid_C1_E5_Binf_lr1"
+    unit = parse_config({"input-scaling": "unit"})
+    assert unit.describe() == "mnist-2nn_iid_unit_C0.1_E1_B10_lr0.1"
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,7 @@ def test_keys_are_hyphenated_and_coerced() -> None:
     [
         ("task", "mnist-rnn", "one of mnist-2nn"),
         ("partition", "dirichlet", "one of iid, noniid"),
+        ("input-scaling", "minmax", "standardised (mean 0.1307, sd 0.3081) or unit"),
         ("fraction-train", 1.5, "C, a number in [0, 1]"),
         ("local-epochs", 0, "E, an integer >= 1"),
         ("batch-size", -1, "B, an integer >= 1, or 0"),

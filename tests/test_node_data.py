@@ -49,15 +49,21 @@ def test_prepared_directories_hold_exactly_the_simulation_partitions(
     assert sum(len(s) for s in seen) == 600  # every training example, once
 
 
+@pytest.mark.parametrize("scaling", ["standardised", "unit"])
 def test_a_node_with_a_data_path_trains_like_its_partition_in_simulation(
-    synthetic_mnist: Path, tmp_path: Path
+    synthetic_mnist: Path, tmp_path: Path, scaling: str
 ) -> None:
     root = prepare(synthetic_mnist, tmp_path / "out", "iid", 4)
-    config = parse_config({"data-dir": str(synthetic_mnist)})
+    config = parse_config({"data-dir": str(synthetic_mnist), "input-scaling": scaling})
     by_path, pid_a = node_client_data(config, {"data-path": str(root / "client-002")})
     by_id, pid_b = node_client_data(config, {"partition-id": 2, "num-partitions": 4})
     assert pid_a == pid_b == 2
     assert torch.equal(by_path.train.inputs, by_id.train.inputs)  # type: ignore[attr-defined]
+    inputs = by_path.train.inputs  # type: ignore[attr-defined]
+    if scaling == "unit":  # the raw pixels / 255: the brightest is exactly 1
+        assert float(inputs.min()) >= 0.0 and float(inputs.max()) == 1.0
+    else:  # (p / 255 - 0.1307) / 0.3081: a black pixel is -0.4242
+        assert float(inputs.min()) == pytest.approx(-0.1307 / 0.3081, abs=1e-6)
 
 
 def test_missing_corrupt_or_mismatched_data_paths_fail_naming_the_path(

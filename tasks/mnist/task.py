@@ -1,8 +1,10 @@
 """The MNIST tasks: ``mnist-2nn`` and ``mnist-cnn`` (the paper's section 3).
 
-Pixels are scaled to [0, 1] and standardised with the training set's mean and
-standard deviation (0.1307, 0.3081); the paper does not state its
-preprocessing. Each client's local test split is its share of the 10,000 test
+Pixels are scaled to [0, 1] and, by default, standardised with the training
+set's mean and standard deviation (0.1307, 0.3081); run config
+``input-scaling = "unit"`` keeps them in [0, 1]. The paper does not state its
+preprocessing (docs/reproduction.md measures what the choice does to rounds to
+target). Each client's local test split is its share of the 10,000 test
 images, split IID into K parts whatever the training partition; the paper
 evaluates on the whole test set, which the server does centrally.
 """
@@ -17,28 +19,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from server.config import ExperimentConfig
+from server.config import INPUT_SCALINGS, ExperimentConfig
 from tasks.base import ClientData
 from tasks.examples import TensorExamples
-from tasks.mnist.data import MnistArrays, load_mnist
+from tasks.mnist.data import load_mnist
 from tasks.mnist.models import Mnist2NN, MnistCNN
 from tasks.partitioning import iid_partition, pathological_partition
 
 MEAN, STD = 0.1307, 0.3081
 
 
-def to_examples(images: np.ndarray, labels: np.ndarray) -> TensorExamples:
-    """Standardise uint8 images into float32 tensors of shape (n, 28, 28)."""
-    inputs = (torch.from_numpy(images).float() / 255.0 - MEAN) / STD
+def to_examples(
+    images: np.ndarray, labels: np.ndarray, scaling: str = "standardised"
+) -> TensorExamples:
+    """uint8 images into float32 tensors of shape (n, 28, 28), in [0, 1] or standardised."""
+    if scaling not in INPUT_SCALINGS:
+        raise ValueError(f"input scaling {scaling!r} is not one of {INPUT_SCALINGS}")
+    inputs = torch.from_numpy(images).float() / 255.0
+    if scaling == "standardised":
+        inputs = (inputs - MEAN) / STD
     return TensorExamples(inputs, torch.from_numpy(labels).long())
 
 
 @functools.lru_cache(maxsize=4)
-def _standardised(data_dir: str) -> tuple[TensorExamples, TensorExamples, MnistArrays]:
+def _central_test(data_dir: str, scaling: str) -> TensorExamples:
     arrays = load_mnist(data_dir)
-    train = to_examples(arrays.train_images, arrays.train_labels)
-    test = to_examples(arrays.test_images, arrays.test_labels)
-    return train, test, arrays
+    return to_examples(arrays.test_images, arrays.test_labels, scaling)
 
 
 @functools.lru_cache(maxsize=8)
@@ -46,7 +52,7 @@ def partition_indices(
     data_dir: str, partition: str, num_partitions: int, seed: int
 ) -> tuple[np.ndarray, ...]:
     """Training-set indices of every client; computed once per process."""
-    _, _, arrays = _standardised(data_dir)
+    arrays = load_mnist(data_dir)
     if partition == "iid":
         parts = iid_partition(len(arrays.train_labels), num_partitions, seed)
     else:
@@ -80,7 +86,7 @@ class MnistTask:
         """
         if not 0 <= partition_id < num_partitions:
             raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions})")
-        _, _, arrays = _standardised(config.data_dir)
+        arrays = load_mnist(config.data_dir)
         seed = config.seeds["partition"]
         parts = partition_indices(config.data_dir, config.partition, num_partitions, seed)
         test_part = iid_partition(len(arrays.test_labels), num_partitions, seed)[partition_id]
@@ -92,20 +98,22 @@ class MnistTask:
             "test_labels": arrays.test_labels[test_part],
         }
 
-    def client_data_from_arrays(self, arrays: Mapping[str, np.ndarray]) -> ClientData:
-        """Standardise a client's raw arrays (from ``client_arrays`` or a data-path)."""
+    def client_data_from_arrays(
+        self, arrays: Mapping[str, np.ndarray], config: ExperimentConfig
+    ) -> ClientData:
+        """Scale a client's raw arrays (from ``client_arrays`` or a data-path) as configured."""
+        scaling = config.input_scaling
         return ClientData(
-            train=to_examples(arrays["train_images"], arrays["train_labels"]),
-            test=to_examples(arrays["test_images"], arrays["test_labels"]),
+            train=to_examples(arrays["train_images"], arrays["train_labels"], scaling),
+            test=to_examples(arrays["test_images"], arrays["test_labels"], scaling),
         )
 
     def client_data(
         self, config: ExperimentConfig, partition_id: int, num_partitions: int
     ) -> ClientData:
         return self.client_data_from_arrays(
-            self.client_arrays(config, partition_id, num_partitions)
+            self.client_arrays(config, partition_id, num_partitions), config
         )
 
     def central_test(self, config: ExperimentConfig) -> TensorExamples:
-        _, test, _ = _standardised(config.data_dir)
-        return test
+        return _central_test(config.data_dir, config.input_scaling)
