@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paper import Row, config_string, rows_by_name
+from server.config import INPUT_SCALINGS
+
+DEFAULT_SCALING = INPUT_SCALINGS[0]
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
@@ -49,12 +52,25 @@ class Attempt:
         return (1.0, -float(self.summary.get("best_accuracy") or 0.0))
 
 
+def result_key(row: Row, input_scaling: str) -> str:
+    """The row's results directory: its name, suffixed when the inputs are not the default."""
+    return row.name if input_scaling == DEFAULT_SCALING else f"{row.name}-{input_scaling}"
+
+
 def run_once(
-    row: Row, lr: float, rounds: int, results: Path, *, num_supernodes: int, tag: str
+    row: Row,
+    lr: float,
+    rounds: int,
+    results: Path,
+    *,
+    num_supernodes: int,
+    tag: str,
+    input_scaling: str = DEFAULT_SCALING,
 ) -> Attempt:
     """Run one simulation of ``row`` with ``lr`` and return its summary."""
-    name = f"{row.name}_lr{lr:g}{tag}"
-    directory = results / row.name / name
+    key = result_key(row, input_scaling)
+    name = f"{key}_lr{lr:g}{tag}"
+    directory = results / key / name
     summary_path = directory / "summary.json"
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("status") == "completed":
         print(f"  {name}: already done", flush=True)
@@ -65,11 +81,13 @@ def run_once(
         **row.run_config(),
         "lr": lr,
         "num-server-rounds": rounds,
-        "results-dir": str(results / row.name),
+        "results-dir": str(results / key),
         "run-name": name,
     }
+    if input_scaling != DEFAULT_SCALING:
+        values["input-scaling"] = input_scaling
     command = ["bash", str(RUN_SCRIPT), str(num_supernodes), "-c", config_string(values)]
-    log_path = results / row.name / f"{name}.log"
+    log_path = results / key / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"  {name}: running ({rounds} rounds max), log {log_path}", flush=True)
     with log_path.open("w") as log:
@@ -86,23 +104,36 @@ def run_once(
 
 
 def reproduce_row(
-    row: Row, grid: list[float], grid_rounds: int, results: Path, *, num_supernodes: int
+    row: Row,
+    grid: list[float],
+    grid_rounds: int,
+    results: Path,
+    *,
+    num_supernodes: int,
+    input_scaling: str = DEFAULT_SCALING,
 ) -> Attempt:
-    attempts = [
-        run_once(
-            row, lr, min(grid_rounds, row.rounds), results, num_supernodes=num_supernodes, tag=""
+    def run(lr: float, rounds: int, tag: str) -> Attempt:
+        return run_once(
+            row,
+            lr,
+            rounds,
+            results,
+            num_supernodes=num_supernodes,
+            tag=tag,
+            input_scaling=input_scaling,
         )
-        for lr in grid
-    ]
+
+    key = result_key(row, input_scaling)
+    done = _grid_so_far(results / key)
+    attempts = [run(lr, min(grid_rounds, row.rounds), "") for lr in sorted({*done, *grid})]
     best = min(attempts, key=Attempt.sort_key)
     if not best.reached and grid_rounds < row.rounds:
-        best = run_once(
-            row, best.lr, row.rounds, results, num_supernodes=num_supernodes, tag="_full"
-        )
-    (results / row.name / "chosen.json").write_text(
+        best = run(best.lr, row.rounds, "_full")
+    (results / key / "chosen.json").write_text(
         json.dumps(
             {
                 "row": row.name,
+                "input_scaling": input_scaling,
                 "lr": best.lr,
                 "run": best.directory.name,
                 "grid": {f"{a.lr:g}": a.summary.get("rounds_to_target") for a in attempts},
@@ -115,6 +146,14 @@ def reproduce_row(
         + "\n"
     )
     return best
+
+
+def _grid_so_far(directory: Path) -> list[float]:
+    """The etas of a row already in its ``chosen.json``: a new grid extends, never drops, them."""
+    chosen = directory / "chosen.json"
+    if not chosen.is_file():
+        return []
+    return [float(lr) for lr in json.loads(chosen.read_text())["grid"]]
 
 
 def markdown_table(results: Path) -> str:
@@ -133,8 +172,10 @@ def markdown_table(results: Path) -> str:
         grid = ", ".join(
             f"{lr}: {'—' if r is None else f'{r:.1f}'}" for lr, r in chosen["grid"].items()
         )
+        scaling = chosen.get("input_scaling", DEFAULT_SCALING)
+        label = row.name if scaling == DEFAULT_SCALING else f"{row.name} ({scaling} inputs)"
         lines.append(
-            f"| {row.name} | {row.target:.0%} | {row.paper_rounds or '—'} | "
+            f"| {label} | {row.target:.0%} | {row.paper_rounds or '—'} | "
             f"{'not reached' if ours is None else f'**{ours:.1f}**'} | {chosen['lr']:g} ({grid}) | "
             f"{summary['best_accuracy']:.4f} | {summary['rounds_completed']} | "
             f"{summary['wall_seconds']:.0f} |"
@@ -152,6 +193,12 @@ def main() -> None:
     parser.add_argument("--num-supernodes", type=int, default=100, help="K")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument(
+        "--input-scaling",
+        choices=INPUT_SCALINGS,
+        default=DEFAULT_SCALING,
+        help="MNIST inputs (run config input-scaling); non-default results go to <row>-<scaling>/",
+    )
     args = parser.parse_args()
     known = rows_by_name()
     unknown = [name for name in args.rows if name not in known]
@@ -163,7 +210,14 @@ def main() -> None:
         row = known[name]
         grid = [float(v) for v in args.lr_grid.split(",")] if args.lr_grid else [row.lr]
         print(f"{name} (paper: {row.paper_rounds or '—'} rounds), eta grid {grid}", flush=True)
-        reproduce_row(row, grid, args.grid_rounds, args.results, num_supernodes=args.num_supernodes)
+        reproduce_row(
+            row,
+            grid,
+            args.grid_rounds,
+            args.results,
+            num_supernodes=args.num_supernodes,
+            input_scaling=args.input_scaling,
+        )
     table = markdown_table(args.results)
     (args.results / "table.md").parent.mkdir(parents=True, exist_ok=True)
     (args.results / "table.md").write_text(table)
