@@ -211,6 +211,13 @@ def main() -> None:
         default=DEFAULT_SCALING,
         help="MNIST inputs (run config input-scaling); non-default results go to <row>-<scaling>/",
     )
+    parser.add_argument(
+        "--probe-rounds",
+        type=int,
+        default=0,
+        help="instead of a grid, run each row this many rounds at its preset eta to measure "
+        "seconds per round (for the cost estimates of cells not run; results in probes/)",
+    )
     args = parser.parse_args()
     known = rows_by_name()
     unknown = [name for name in args.rows if name not in known]
@@ -220,6 +227,17 @@ def main() -> None:
         print("note: FEDAVG_DATA_DIR is not set; the hub will be used", file=sys.stderr)
     for name in [] if args.table_only else args.rows:
         row = known[name]
+        if args.probe_rounds:
+            print(f"{name}: timing probe, {args.probe_rounds} rounds", flush=True)
+            run_once(
+                row,
+                row.lr,
+                args.probe_rounds,
+                args.results / "probes",
+                num_supernodes=args.num_supernodes,
+                tag="_probe",
+            )
+            continue
         grid = [float(v) for v in args.lr_grid.split(",")] if args.lr_grid else [row.lr]
         print(f"{name} (paper: {row.paper_rounds or '—'} rounds), eta grid {grid}", flush=True)
         reproduce_row(
