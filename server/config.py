@@ -71,6 +71,7 @@ class ExperimentConfig:
     max_update_norm: float = 0.0  # 0 = no bound
     max_num_examples: int = 0  # 0 = no bound on a reply's n_k
     min_replies: int = 1
+    max_rounds_without_update: int = 3  # 0 = never fail for lack of updates
     checkpoint_every: int = 5  # 0 = never
     resume_from: str = ""
     inject_failure_rate: float = 0.0
@@ -174,6 +175,9 @@ _FIELDS: dict[str, _Field] = {
     "max-update-norm": _Field(float, _in_range(0, _INF), "a number >= 0 (0 = no bound)"),
     "max-num-examples": _Field(int, _in_range(0, _INF), "an integer >= 0 (0 = no bound)"),
     "min-replies": _Field(int, _in_range(1, _INF), "an integer >= 1"),
+    "max-rounds-without-update": _Field(
+        int, _in_range(0, _INF), "an integer >= 0 (0 = never end a run for lack of updates)"
+    ),
     "checkpoint-every": _Field(int, _in_range(0, _INF), "an integer >= 0 (0 = never)"),
     "resume-from": _Field(str, lambda v: True, "a run directory or checkpoint file, or empty"),
     "inject-failure-rate": _Field(float, _in_range(0, 1), "a probability in [0, 1]"),
