@@ -14,8 +14,9 @@ SuperNodes (``num-supernodes`` in simulation).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,15 @@ _FIELDS: dict[str, _Field] = {
 }
 
 
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """``did you mean local-epochs?`` for a misspelt key, else the list of known keys."""
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    return f"known keys: {', '.join(known)}"
+
+
 def _coerce(key: str, value: object, kind: type) -> Any:
     if kind is bool:
         if isinstance(value, bool):
@@ -228,7 +238,7 @@ def parse_config(
             continue
         field = _FIELDS.get(key)
         if field is None:
-            raise ConfigError(key, raw, f"a known key: {', '.join(sorted(_FIELDS))}")
+            raise ConfigError(key, raw, f"a known key ({did_you_mean(key, _FIELDS)})")
         value = _coerce(key, raw, field.kind)
         if not field.check(value):
             raise ConfigError(key, raw, field.allowed)

@@ -44,6 +44,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 app=$(cd "$here/../.." && pwd)
 num_nodes=${1:-3}
 shift || true
+# Unknown keys and bad values fail here, in one line, before anything starts
+# (plain `flwr run` answers an unknown key with "[code: 15] Invalid run configuration.").
+python -m server.run_check --app "$app" "$@" || exit 2
 port=${SUPERLINK_PORT:-9500}
 node_port=${SUPERNODE_PORT:-$((port + 10))}
 work=$(mkdir -p "${WORK_DIR:-$app/.flwr_local}" && cd "${WORK_DIR:-$app/.flwr_local}" && pwd)
