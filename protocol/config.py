@@ -139,6 +139,9 @@ class ExperimentConfig:
     max_update_norm: float = key(0.0, _in_range(0, _INF), "a number >= 0 (0 = no bound)")
     max_num_examples: int = key(0, _in_range(0, _INF), "an integer >= 0 (0 = no bound)")
     min_replies: int = key(1, _in_range(1, _INF), "an integer >= 1")
+    max_rounds_without_update: int = key(
+        3, _in_range(0, _INF), "an integer >= 0 (0 = never end a run for lack of updates)"
+    )
     checkpoint_every: int = key(5, _in_range(0, _INF), "an integer >= 0 (0 = never)")
     resume_from: str = key("", _any, "a run directory or checkpoint file, or empty")
     inject_failure_rate: float = key(0.0, _in_range(0, 1), "a probability in [0, 1]")

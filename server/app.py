@@ -23,6 +23,7 @@ from server.plots import plot_run
 from server.polling import poll_faster
 from server.provenance import environment_info
 from server.results import ResultsWriter, load_run
+from server.stall import StallGuard
 from server.tracking import Tracker, fan_out, start_tracker
 from server.wandb_config import parse_wandb_config
 from strategies.fedavg import FederatedAveraging, RoundRecord
@@ -159,8 +160,13 @@ def main(grid: Grid, context: Context) -> None:
                 config=config,
             )
 
+    # The guard last: a round that ends the run is written, shown and tracked first.
     strategy.on_round_end = fan_out(
-        writer.append_round, checkpoint_round, show_progress, tracker.log_round
+        writer.append_round,
+        checkpoint_round,
+        show_progress,
+        tracker.log_round,
+        StallGuard(config.max_rounds_without_update),
     )
     try:
         result = strategy.start(

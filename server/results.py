@@ -8,12 +8,15 @@
 - ``summary.json``: final and best accuracy, rounds-to-target the paper's way,
   bytes and wall time; written when the run ends, also when it fails
   (``status`` says which), and replaced atomically.
+
+Every file is strict JSON: a NaN or Inf (a diverged loss, say) is written as null.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from datetime import UTC, datetime
@@ -46,10 +49,30 @@ METRIC_FIELDS = (
 )
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or Inf float, however deeply nested, replaced by None.
+
+    JSON has no NaN: Python's ``json`` would write a bare ``NaN`` that strict
+    readers (``jq``, browsers, ``json.loads(..., parse_constant=...)``) refuse.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(payload: Any, **kwargs: Any) -> str:
+    """Strict JSON: non-finite numbers become null, never a bare ``NaN``."""
+    return json.dumps(finite(payload), allow_nan=False, **kwargs)
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
 
 
@@ -101,7 +124,7 @@ class ResultsWriter:
         writer = cls(directory, config)
         writer.rows = [r for r in read_metrics(directory) if r["round"] <= after_round]
         tmp = writer.metrics_path.with_name(writer.metrics_path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in writer.rows))
+        tmp.write_text("".join(dumps(r) + "\n" for r in writer.rows))
         os.replace(tmp, writer.metrics_path)
         config_path = directory / "config.json"
         saved = json.loads(config_path.read_text())
@@ -121,9 +144,10 @@ class ResultsWriter:
         row = {key: values[key] for key in METRIC_FIELDS}
         row["rejections"] = values["rejections"]
         row["elapsed_seconds"] = round(time.monotonic() - self._started, 3)
+        row = finite(row)
         self.rows.append(row)
         with self.metrics_path.open("a") as stream:
-            stream.write(json.dumps(row) + "\n")
+            stream.write(dumps(row) + "\n")
             stream.flush()
         return row
 

@@ -12,9 +12,11 @@ Server side of Algorithm 1, one round t:
    some experiments) and runs ClientUpdate(k, w_t).
 3. w_{t+1} = sum_{k in S_t} (n_k / m_t) w^k_{t+1}, m_t = sum_{k in S_t} n_k,
    over the replies that pass validation (``strategies.validation``) only.
-   A reply with an error, without a positive integer n_k, with arrays of other
-   names, shapes or dtypes, with NaN/Inf, or beyond the optional update-norm
-   bound is excluded and counted. With no valid reply w_{t+1} = w_t.
+   A reply with an error, without a positive integer n_k or a finite
+   train-loss, with arrays of other names, shapes or dtypes, with NaN/Inf, or
+   beyond the optional update-norm bound is excluded and counted (federated
+   evaluation replies with a non-finite loss or accuracy are ignored). With no
+   valid reply w_{t+1} = w_t.
 
 Deviations from Flower's built-in ``FedAvg``, on purpose: sampling is seeded
 per round (Flower uses the global ``random``), C = 0 means one client (the
@@ -30,6 +32,7 @@ optional early stop once the target is reached. ``on_round_end`` receives one
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -351,9 +354,19 @@ class FederatedAveraging(Strategy):
                 metrics.get(EVAL_LOSS_KEY),
                 metrics.get(EVAL_ACCURACY_KEY),
             )
-            if check_num_examples(n) is not None or not isinstance(loss, (int, float)):
-                continue
-            if not isinstance(accuracy, (int, float)):
+            problem = (
+                check_num_examples(n)
+                or _check_finite(EVAL_LOSS_KEY, loss)
+                or _check_finite(EVAL_ACCURACY_KEY, accuracy)
+            )
+            if problem is not None:
+                log(
+                    WARNING,
+                    "round %d: ignored the evaluation reply of node %d: %s",
+                    server_round,
+                    reply.metadata.src_node_id,
+                    problem,
+                )
                 continue
             total += int(n)  # type: ignore[arg-type]
             loss_sum += float(loss) * int(n)  # type: ignore[arg-type]
@@ -514,9 +527,10 @@ class FederatedAveraging(Strategy):
         problem = check_num_examples(num_examples, max_examples=self.max_examples)
         if problem is not None:
             return None, problem
-        loss = metrics.get(TRAIN_LOSS_KEY, float("nan"))
-        if not isinstance(loss, (int, float)):
-            return None, f"{TRAIN_LOSS_KEY} must be a number, got {loss!r}"
+        loss = metrics.get(TRAIN_LOSS_KEY)
+        problem = _check_finite(TRAIN_LOSS_KEY, loss)
+        if problem is not None:
+            return None, problem
         arrays = to_named_arrays(content.array_records[ARRAYS_KEY])
         problem = check_arrays(
             arrays, expected, reference=self._global, max_update_norm=self.max_update_norm
@@ -583,6 +597,17 @@ class FederatedAveraging(Strategy):
                     {"accuracy": rec.test_accuracy, "loss": rec.test_loss}
                 )
         return result
+
+
+def _check_finite(key: str, value: object) -> str | None:
+    """Why ``value`` is not a finite number (for a reply's metric ``key``), or None."""
+    if value is None:
+        return f"no {key}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{key} must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"{key} is {value!r} (NaN or Inf)"
+    return None
 
 
 def _optional_float(value: object) -> float | None:

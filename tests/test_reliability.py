@@ -116,6 +116,7 @@ def test_below_min_replies_the_round_is_skipped_and_the_run_goes_on(
                 "fraction-train": 1.0,
                 "inject-failure-rate": 0.5,
                 "min-replies": 4,
+                "max-rounds-without-update": 0,
             },
         )
     )
