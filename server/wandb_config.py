@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.config import ConfigError, ExperimentConfig
+from protocol.config import ConfigError, ExperimentConfig
 
 PREFIX = "wandb."
 MODES = ("auto", "online", "offline", "disabled")
