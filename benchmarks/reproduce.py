@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks.paper import Row, config_string, rows_by_name
 from benchmarks.table1 import render as render_table1
-from server.config import INPUT_SCALINGS
+from protocol.config import INPUT_SCALINGS
 
 DEFAULT_SCALING = INPUT_SCALINGS[0]
 

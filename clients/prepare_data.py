@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.node_data import node_task, partition_dir, write_node_data
-from server.config import ConfigError, parse_config
+from protocol.config import ConfigError, parse_config
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

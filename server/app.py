@@ -17,8 +17,8 @@ from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
+from protocol.config import ExperimentConfig, parse_config
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from server.config import ExperimentConfig, parse_config
 from server.plots import plot_run
 from server.polling import poll_faster
 from server.provenance import environment_info

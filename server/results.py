@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from server.config import ExperimentConfig
+from protocol.config import ExperimentConfig
 from strategies.fedavg import RoundRecord
 from strategies.target import rounds_to_target
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from flwr.common.config import flatten_dict, get_project_config, parse_config_args
 
-from server.config import ConfigError, did_you_mean, parse_config
+from protocol.config import ConfigError, did_you_mean, parse_config
 from server.wandb_config import parse_wandb_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.config import ConfigError, ExperimentConfig, did_you_mean
+from protocol.config import ConfigError, ExperimentConfig, did_you_mean
 
 PREFIX = "wandb."
 MODES = ("auto", "online", "offline", "disabled")

@@ -43,21 +43,24 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
+from protocol.messages import (
+    ARRAYS_KEY,
+    CLIENT_ID_KEY,
+    CONFIG_KEY,
+    EVAL_ACCURACY_KEY,
+    EVAL_LOSS_KEY,
+    IDENTIFY,
+    IDENTITY_KEY,
+    METRICS_KEY,
+    NUM_EXAMPLES_KEY,
+    TRAIN_LOSS_KEY,
+)
 from strategies.aggregation import WeightedMean
 from strategies.records import NamedArrays, to_array_record, to_named_arrays
 from strategies.sampling import clients_per_round, sample_clients
 from strategies.target import rounds_to_target
-from strategies.validation import NUM_EXAMPLES_KEY, check_arrays, check_num_examples, spec_of
+from strategies.validation import check_arrays, check_num_examples, spec_of
 
-ARRAYS_KEY = "arrays"
-CONFIG_KEY = "config"
-METRICS_KEY = "metrics"
-TRAIN_LOSS_KEY = "train-loss"
-EVAL_LOSS_KEY = "eval-loss"
-EVAL_ACCURACY_KEY = "eval-accuracy"
-IDENTIFY_MESSAGE_TYPE = "query.identify"
-IDENTITY_KEY = "identity"
-CLIENT_ID_KEY = "client-id"
 # Federated evaluation samples from its own stream, so that turning it on
 # does not change which clients train.
 _EVALUATE_SEED_OFFSET = 0x5EED
@@ -476,10 +479,7 @@ class FederatedAveraging(Strategy):
         return sorted(node_ids, key=key)
 
     def _identify(self, grid: Grid, node_ids: list[int]) -> dict[int, int | None]:
-        messages = [
-            Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY_MESSAGE_TYPE)
-            for n in node_ids
-        ]
+        messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
         found: dict[int, int | None] = {}
         for reply in grid.send_and_receive(messages, timeout=self.identify_timeout):
             value = None
