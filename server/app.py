@@ -110,6 +110,10 @@ def close_run(
     tracker.finish(summary, final_arrays=final_arrays)
 
 
+def _rounded(value: float | None, digits: int, missing: str = "-") -> str:
+    return missing if value is None else f"{value:.{digits}f}"
+
+
 def fail_before_start(
     context: Context, error: BaseException, config: ExperimentConfig | None
 ) -> None:
@@ -209,9 +213,9 @@ def main(grid: Grid, context: Context) -> None:
     log(
         INFO,
         "done: best accuracy %s, rounds to %.2f: %s, %d bytes, %.1f s",
-        summary["best_accuracy"],
+        _rounded(summary["best_accuracy"], 4),
         summary["target_accuracy"],
-        summary["rounds_to_target"],
+        _rounded(summary["rounds_to_target"], 1, missing="not reached"),
         summary["total_bytes"],
         summary["wall_seconds"],
     )
