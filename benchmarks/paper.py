@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.registry import paper_targets
+
 PRESETS_DIR = Path(__file__).parent / "presets"
 C_VALUES = (0.0, 0.1, 0.2, 0.5, 1.0)
 
@@ -90,7 +92,7 @@ DEFAULT_LR = {
     ("shakespeare-lstm", True): 1.47,
     ("shakespeare-lstm", False): 1.47,
 }
-TARGETS = {"mnist-2nn": 0.97, "mnist-cnn": 0.99, "shakespeare-lstm": 0.54}
+TARGETS = paper_targets()  # from the task registry
 
 
 @dataclass(frozen=True)

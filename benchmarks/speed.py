@@ -40,8 +40,8 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
 from clients import app as client_module
+from protocol.config import parse_config
 from server import app as server_module
-from server.config import parse_config
 from strategies.aggregation import WeightedMean
 from strategies.sampling import clients_per_round, sample_clients
 from tasks.registry import get_task

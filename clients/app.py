@@ -19,18 +19,22 @@ from flwr.clientapp import ClientApp
 
 from clients.data import node_client_data, node_partition_id
 from clients.faults import maybe_inject_fault
-from server.config import ExperimentConfig, parse_config
-from strategies.fedavg import (
+from protocol.config import ExperimentConfig, parse_config
+from protocol.messages import (
     ARRAYS_KEY,
+    BATCH_SIZE_KEY,
     CLIENT_ID_KEY,
     CONFIG_KEY,
     EVAL_ACCURACY_KEY,
     EVAL_LOSS_KEY,
     IDENTITY_KEY,
+    LOCAL_EPOCHS_KEY,
+    LR_KEY,
     METRICS_KEY,
+    NUM_EXAMPLES_KEY,
+    SERVER_ROUND_KEY,
     TRAIN_LOSS_KEY,
 )
-from strategies.validation import NUM_EXAMPLES_KEY
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device, train_local
 
@@ -76,7 +80,7 @@ def train(msg: Message, context: Context) -> Message:
     check_deadline(msg)
     config, model = _setup(msg, context)
     round_config = msg.content.config_records[CONFIG_KEY]
-    server_round = int(round_config["server-round"])  # type: ignore[arg-type]
+    server_round = int(round_config[SERVER_ROUND_KEY])  # type: ignore[arg-type]
     maybe_inject_fault(config, server_round, node_partition_id(context.node_config))
     data, partition_id = node_client_data(config, context.node_config)
     # Batch order is a function of (seed, round, client): the same run gives
@@ -85,9 +89,9 @@ def train(msg: Message, context: Context) -> Message:
     loss = train_local(
         model,
         data.train,
-        epochs=int(round_config["local-epochs"]),  # type: ignore[arg-type]
-        batch_size=int(round_config["batch-size"]),  # type: ignore[arg-type]
-        lr=float(round_config["lr"]),  # type: ignore[arg-type]
+        epochs=int(round_config[LOCAL_EPOCHS_KEY]),  # type: ignore[arg-type]
+        batch_size=int(round_config[BATCH_SIZE_KEY]),  # type: ignore[arg-type]
+        lr=float(round_config[LR_KEY]),  # type: ignore[arg-type]
         rng=rng,
     )
     content = RecordDict(

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Mapping
 
 from clients.node_data import load_node_data, read_manifest
-from server.config import ExperimentConfig
+from protocol.config import ExperimentConfig
 from tasks.base import ClientData
 from tasks.registry import get_task
 

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from server.config import ExperimentConfig
+from protocol.config import ExperimentConfig
 
 
 class InjectedFailure(RuntimeError):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from server.config import ExperimentConfig
+from protocol.config import ExperimentConfig
 from tasks.base import ClientData, NodeDataTask
 from tasks.registry import get_task
 

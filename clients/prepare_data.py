@@ -1,7 +1,7 @@
 """Write each client's partition into its own directory, for deployed SuperNodes.
 
     python -m clients.prepare_data --task mnist-2nn --partition noniid \\
-        --num-partitions 100 --data-dir /work/shared/data --out /srv/fedavg-data
+        --num-partitions 100 --data-dir /path/to/data --out /srv/fedavg-data
 
 writes ``<out>/mnist-noniid-100/client-000/`` ... ``client-099/`` (see
 ``clients.node_data``) with the same seeded partition functions as
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.node_data import node_task, partition_dir, write_node_data
-from server.config import ConfigError, parse_config
+from protocol.config import ConfigError, parse_config
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

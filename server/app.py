@@ -7,8 +7,9 @@ per-round hook.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from logging import INFO, WARNING
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,17 @@ from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
+from protocol.config import ExperimentConfig, parse_config
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from server.config import ExperimentConfig, parse_config
 from server.plots import plot_run
-from server.polling import poll_faster
 from server.provenance import environment_info
-from server.results import ResultsWriter, load_run
+from server.results import ResultsWriter, load_run, one_line_error, write_failed_start
+from server.stall import StallGuard
 from server.tracking import Tracker, fan_out, start_tracker
 from server.wandb_config import parse_wandb_config
 from strategies.fedavg import FederatedAveraging, RoundRecord
 from strategies.records import to_array_record
+from strategies.streaming import DEFAULT_INTERVAL, INTERVAL_ENV
 from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device
@@ -78,7 +80,7 @@ def build_strategy(config: ExperimentConfig, *, first_round: int = 1) -> Federat
         first_round=first_round,
         target_accuracy=config.target,
         stop_at_target=config.stop_at_target,
-        # Sample in partition order: the same clients on every engine.
+        poll_interval=float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL)),
     )
 
 
@@ -109,25 +111,52 @@ def close_run(
     tracker.finish(summary, final_arrays=final_arrays)
 
 
+def _rounded(value: float | None, digits: int, missing: str = "-") -> str:
+    return missing if value is None else f"{value:.{digits}f}"
+
+
+def fail_before_start(
+    context: Context, error: BaseException, config: ExperimentConfig | None
+) -> None:
+    """Log a failure before round 1 as one line and write the run's results directory."""
+    log(ERROR, "run failed before round 1: %s", one_line_error(error))
+    try:
+        directory = write_failed_start(
+            context.run_config, run_id=context.run_id, error=error, config=config
+        )
+        log(ERROR, "results: %s (status failed)", directory)
+    except OSError as write_error:
+        log(WARNING, "could not write the failed run's results: %s", write_error)
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run one FedAvg experiment from the run config."""
-    config = parse_config(context.run_config)
-    tracking = parse_wandb_config(context.run_config)
-    grid = poll_faster(grid)  # deployment: replies every 0.2 s instead of every 3 s
-    task = get_task(config.task)
-    test = task.central_test(config)  # fails fast when the data is missing
-    if config.eval_max_examples:
-        # A stated deviation for small machines: score a fixed seeded sample, not all of it.
-        full_size = len(test)
-        test = sample_examples(test, config.eval_max_examples, config.seeds["partition"])
-        log(INFO, "central test set: %d of %d examples (eval-max-examples)", len(test), full_size)
-    checkpoint = load_checkpoint(config.resume_from) if config.resume_from else None
-    if checkpoint is not None:
-        check_compatible(checkpoint, config)
-    first_round = checkpoint.round + 1 if checkpoint else 1
-    strategy = build_strategy(config, first_round=first_round)
-    num_clients = len(strategy.wait_for_nodes(grid))
+    config: ExperimentConfig | None = None
+    try:  # a run that fails before round 1 still says so, in one line and in summary.json
+        config = parse_config(context.run_config)
+        tracking = parse_wandb_config(context.run_config)
+        task = get_task(config.task)
+        test = task.central_test(config)  # fails fast when the data is missing
+        if config.eval_max_examples:
+            # A stated deviation for small machines: score a fixed seeded sample, not all of it.
+            full_size = len(test)
+            test = sample_examples(test, config.eval_max_examples, config.seeds["partition"])
+            log(
+                INFO,
+                "central test set: %d of %d examples (eval-max-examples)",
+                len(test),
+                full_size,
+            )
+        checkpoint = load_checkpoint(config.resume_from) if config.resume_from else None
+        if checkpoint is not None:
+            check_compatible(checkpoint, config)
+        first_round = checkpoint.round + 1 if checkpoint else 1
+        strategy = build_strategy(config, first_round=first_round)
+        num_clients = len(strategy.wait_for_nodes(grid))
+    except Exception as error:
+        fail_before_start(context, error, config)
+        raise
     info = environment_info()
     if checkpoint is not None:
         writer = ResultsWriter.resume(checkpoint.path.parent, config, after_round=checkpoint.round)
@@ -159,8 +188,13 @@ def main(grid: Grid, context: Context) -> None:
                 config=config,
             )
 
+    # The guard last: a round that ends the run is written, shown and tracked first.
     strategy.on_round_end = fan_out(
-        writer.append_round, checkpoint_round, show_progress, tracker.log_round
+        writer.append_round,
+        checkpoint_round,
+        show_progress,
+        tracker.log_round,
+        StallGuard(config.max_rounds_without_update),
     )
     try:
         result = strategy.start(
@@ -179,9 +213,9 @@ def main(grid: Grid, context: Context) -> None:
     log(
         INFO,
         "done: best accuracy %s, rounds to %.2f: %s, %d bytes, %.1f s",
-        summary["best_accuracy"],
+        _rounded(summary["best_accuracy"], 4),
         summary["target_accuracy"],
-        summary["rounds_to_target"],
+        _rounded(summary["rounds_to_target"], 1, missing="not reached"),
         summary["total_bytes"],
         summary["wall_seconds"],
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from server.config import ConfigError, ExperimentConfig
+from protocol.config import ConfigError, ExperimentConfig
 from strategies.records import NamedArrays
 
 CHECKPOINT_FILE = "checkpoint.npz"

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from flwr.app import ArrayRecord
 from flwr.common.logger import log
 
-from server.config import ExperimentConfig
+from protocol.config import ExperimentConfig
 from server.wandb_config import WandbConfig
 from strategies.fedavg import RoundRecord
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-NUM_EXAMPLES_KEY = "num-examples"
+from protocol.messages import NUM_EXAMPLES_KEY
 
 
 @dataclass(frozen=True)

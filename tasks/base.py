@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-from torch import nn
-
 from tasks.examples import ExampleSet
 
 if TYPE_CHECKING:
-    from server.config import ExperimentConfig
+    import numpy as np
+    from torch import nn
+
+    from protocol.config import ExperimentConfig
 
 
 @dataclass(frozen=True)

@@ -57,3 +57,22 @@ def test_pathological_on_real_mnist_is_100_clients_of_600_with_at_most_2_digits(
 def test_too_few_examples() -> None:
     with pytest.raises(ValueError):
         pathological_partition(np.zeros(3, dtype=int), 2, seed=0)
+
+
+def test_noniid_clients_hold_two_shards_of_the_label_sorted_data() -> None:
+    """Sort by label, 2K shards of n/(2K), two shards per client (offline, synthetic labels).
+
+    60 examples per digit and shards of 30 align shards with digits, so each
+    client holds 30 + 30 of two digits or 60 of one, never anything else.
+    """
+    rng = np.random.default_rng(7)
+    labels = rng.permutation(np.repeat(np.arange(10), 60))
+    parts = pathological_partition(labels, 10, seed=0)
+    assert [len(p) for p in parts] == [60] * 10
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(600))
+    counts = [sorted(np.unique(labels[p], return_counts=True)[1].tolist()) for p in parts]
+    assert all(c in ([30, 30], [60]) for c in counts)
+    assert sum(c == [30, 30] for c in counts) >= 5  # shards are paired at random, not in order
+    # Unlike IID, where every client sees (nearly) every digit.
+    iid_digits = [len(np.unique(labels[p])) for p in iid_partition(600, 10, seed=0)]
+    assert min(iid_digits) >= 8

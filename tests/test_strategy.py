@@ -101,6 +101,12 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
             good = {"num-examples": 0, "train-loss": 0.0}
         if kind == "negative-n":
             good = {"num-examples": -5, "train-loss": 0.0}
+        if kind == "no-loss":
+            good = {"num-examples": 100}
+        if kind == "nan-loss":
+            good = {"num-examples": 100, "train-loss": float("nan")}
+        if kind == "inf-loss":
+            good = {"num-examples": 100, "train-loss": float("inf")}
         if kind == "no-arrays":
             return Message(RecordDict({"metrics": MetricRecord(good)}), reply_to=msg)
         if kind == "huge-update":
@@ -123,6 +129,9 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
         ("zero-n", "positive"),
         ("negative-n", "positive"),
         ("no-arrays", "no ArrayRecord"),
+        ("no-loss", "no train-loss"),
+        ("nan-loss", "train-loss is nan"),
+        ("inf-loss", "train-loss is inf"),
         ("huge-update", "update norm"),
     ],
 )
@@ -187,6 +196,25 @@ def test_federated_evaluation_is_weighted_by_n_k() -> None:
     assert strategy.records[1].eval_accuracy == pytest.approx(
         np.average([0, 0.1, 0.2], weights=weights)
     )
+
+
+def test_non_finite_federated_evaluation_replies_are_ignored() -> None:
+    def handler(msg: Message, context: Context) -> Message:
+        if msg.metadata.message_type.startswith("train"):
+            return honest(msg, context)
+        k = int(context.node_config["partition-id"])
+        loss, accuracy = float(k), 0.1 * k
+        if k == 0:
+            loss = float("nan")
+        if k == 1:
+            accuracy = float("inf")
+        metrics = {"num-examples": 10 * (k + 1), "eval-loss": loss, "eval-accuracy": accuracy}
+        return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+
+    strategy, _, _ = run(handler, nodes=3, fraction_train=1.0, fraction_evaluate=1.0)
+    # Only client 2 counts.
+    assert strategy.records[1].eval_loss == 2.0
+    assert strategy.records[1].eval_accuracy == pytest.approx(0.2)
 
 
 def test_sampling_follows_client_ids_not_the_random_node_ids() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from server.config import INPUT_SCALINGS, ExperimentConfig
+from protocol.config import INPUT_SCALINGS, ExperimentConfig
 from tasks.base import ClientData
 from tasks.examples import TensorExamples
 from tasks.mnist.data import load_mnist

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from server.config import ExperimentConfig
+from protocol.config import ExperimentConfig
 from tasks.base import ClientData
 from tasks.shakespeare.data import load_roles
 from tasks.shakespeare.federation import ClientText, central_test_set, federate

@@ -1,0 +1,67 @@
+"""End a run that no longer learns: too many consecutive rounds without a valid update.
+
+FedAvg keeps w_{t+1} = w_t in a round with fewer than ``min-replies`` valid
+replies (``strategies.fedavg``). One such round is weather; many in a row mean
+that every client fails the same way (data prepared for another partition, a
+wrong path, a crashing ClientApp), and a run that went on would end
+"completed" with an untrained model. ``StallGuard`` subscribes to the
+per-round hook and raises ``NoUpdateError`` once ``max-rounds-without-update``
+consecutive rounds left the model unchanged, its message summarising why the
+replies were rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from strategies.fedavg import RoundRecord
+
+_NODE_PREFIX = re.compile(r"^node -?\d+: ")
+
+
+class NoUpdateError(RuntimeError):
+    """Consecutive rounds without a valid update: the run cannot learn."""
+
+
+def summarise_rejections(records: list[RoundRecord], *, most: int = 3) -> str:
+    """The distinct rejection reasons over ``records``, most frequent first, with counts."""
+    reasons = Counter(_NODE_PREFIX.sub("", r) for rec in records for r in rec.rejections)
+    replied = sum(rec.clients_replied for rec in records)
+    sampled = sum(rec.clients_sampled for rec in records)
+    if not reasons:
+        return f"{replied} of {sampled} sampled clients replied, none rejected"
+    parts = [f"{count}x {reason}" for reason, count in reasons.most_common(most)]
+    if len(reasons) > most:
+        parts.append(f"and {len(reasons) - most} other reason(s)")
+    rejected = sum(reasons.values())
+    return f"{rejected} of {sampled} sampled clients' replies rejected: " + "; ".join(parts)
+
+
+class StallGuard:
+    """Raise ``NoUpdateError`` after ``max_rounds`` consecutive rounds without an update.
+
+    ``max_rounds = 0`` turns the guard off. Round 0 (the initial evaluation)
+    does not count.
+    """
+
+    def __init__(self, max_rounds: int) -> None:
+        if max_rounds < 0:
+            raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
+        self.max_rounds = max_rounds
+        self.stalled: list[RoundRecord] = []
+
+    def __call__(self, record: RoundRecord) -> None:
+        if record.round == 0 or self.max_rounds == 0:
+            return
+        if record.model_updated:
+            self.stalled = []
+            return
+        self.stalled.append(record)
+        if len(self.stalled) >= self.max_rounds:
+            first, last = self.stalled[0].round, self.stalled[-1].round
+            raise NoUpdateError(
+                f"no valid update in {len(self.stalled)} consecutive rounds "
+                f"({first}-{last}; max-rounds-without-update={self.max_rounds}): "
+                f"{summarise_rejections(self.stalled)}"
+            )
