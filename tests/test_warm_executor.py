@@ -281,3 +281,39 @@ def test_the_flwr_internals_the_executor_hooks_into_are_where_it_expects(
     wanted = r"run_clientapp\.run_clientapp.*insecure"
     with pytest.raises(warm_executor.FlwrInternalMoved, match=wanted):
         warm_executor.check_flwr_internals()
+
+
+def test_containers_run_the_warm_executor_from_the_app_image() -> None:
+    from tests.test_manifests import DOCKER, compose_config, dockerignored, manifests
+
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert "COPY --chown=app:app clients/warm_executor.py /app/warm_executor.py" in dockerfile
+    rules = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert not dockerignored("clients/warm_executor.py", rules)
+    assert dockerignored("clients/app.py", rules)
+    docs = dict(((d["kind"], d["metadata"]["name"]), d) for _, d in manifests())
+    pod = docs[("StatefulSet", "supernode")]["spec"]["template"]["spec"]
+    clientapp = next(c for c in pod["containers"] if c["name"] == "clientapp")
+    assert clientapp["command"] == ["python", "/app/warm_executor.py"]
+    services = compose_config("compose.yml")["services"]
+    for i in range(3):
+        service = services[f"clientapp-{i}"]
+        assert service["entrypoint"] == ["python", "/app/warm_executor.py"]
+        assert service["command"][-1] == f"supernode-{i}:9094"
+    assert "entrypoint" not in services["serverapp"]  # the ServerApp keeps Flower's SuperExec
+
+
+def test_the_executor_runs_as_a_plain_file_without_the_app(tmp_path: Path) -> None:
+    # As in the app image: the file alone, the app's packages not importable.
+    script = tmp_path / "warm_executor.py"
+    script.write_text((REPO / "clients" / "warm_executor.py").read_text())
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--runtime-api-address" in done.stdout
