@@ -7,6 +7,7 @@ per-round hook.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from logging import ERROR, INFO, WARNING
 from pathlib import Path
@@ -20,7 +21,6 @@ from flwr.serverapp import Grid, ServerApp
 from protocol.config import ExperimentConfig, parse_config
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from server.plots import plot_run
-from server.polling import poll_faster
 from server.provenance import environment_info
 from server.results import ResultsWriter, load_run, one_line_error, write_failed_start
 from server.stall import StallGuard
@@ -28,6 +28,7 @@ from server.tracking import Tracker, fan_out, start_tracker
 from server.wandb_config import parse_wandb_config
 from strategies.fedavg import FederatedAveraging, RoundRecord
 from strategies.records import to_array_record
+from strategies.streaming import DEFAULT_INTERVAL, INTERVAL_ENV
 from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device
@@ -79,7 +80,7 @@ def build_strategy(config: ExperimentConfig, *, first_round: int = 1) -> Federat
         first_round=first_round,
         target_accuracy=config.target,
         stop_at_target=config.stop_at_target,
-        # Sample in partition order: the same clients on every engine.
+        poll_interval=float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL)),
     )
 
 
@@ -135,7 +136,6 @@ def main(grid: Grid, context: Context) -> None:
     try:  # a run that fails before round 1 still says so, in one line and in summary.json
         config = parse_config(context.run_config)
         tracking = parse_wandb_config(context.run_config)
-        grid = poll_faster(grid)  # deployment: replies every 0.2 s instead of every 3 s
         task = get_task(config.task)
         test = task.central_test(config)  # fails fast when the data is missing
         if config.eval_max_examples:

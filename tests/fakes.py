@@ -22,7 +22,9 @@ class FakeGrid(Grid):
     """Delivers each message to ``handler`` with the destination node's context.
 
     ``partition-id``/``num-partitions`` are set on each node as in simulation.
-    A handler that raises yields an error reply, as Flower does.
+    A handler that raises yields an error reply, as Flower does. Pushed
+    messages are answered at once (subclasses change what ``send_and_receive``
+    answers); ``pull_messages`` hands the replies out.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class FakeGrid(Grid):
         }
         self.sent: list[Message] = []  # train and evaluate messages
         self.queries: list[Message] = []
+        self._replies: dict[str, Message] = {}  # pushed, not yet pulled
 
     def set_run(self, run: Any) -> None:
         raise NotImplementedError
@@ -61,10 +64,14 @@ class FakeGrid(Grid):
         return list(self.node_ids)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        raise NotImplementedError
+        """Deliver at once (through ``send_and_receive``); replies wait to be pulled."""
+        messages = list(messages)
+        for reply in self.send_and_receive(messages):
+            self._replies[reply.metadata.reply_to_message_id] = reply
+        return [m.metadata.message_id for m in messages]
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        raise NotImplementedError
+        return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

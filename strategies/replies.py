@@ -1,0 +1,182 @@
+"""Reading the clients' replies: validate each, fold the valid ones in, count the rest.
+
+``TrainFold`` is step 3 of Algorithm 1 done one reply at a time:
+w_{t+1} = sum_k (n_k / m_t) w^k_{t+1}, m_t = sum_k n_k over the replies that
+pass validation. A reply is rejected, never averaged in, when it carries an
+error, repeats a node, lacks a positive integer n_k (or exceeds the plausible
+maximum), has no finite train loss, has arrays of other names, shapes or
+dtypes, holds NaN/Inf, or moves the model further than the norm bound. Each
+folded reply is dropped at once: memory is the accumulator, not m models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from logging import WARNING
+
+from flwr.app import Message
+from flwr.common.logger import log
+
+from protocol.messages import (
+    ARRAYS_KEY,
+    EVAL_ACCURACY_KEY,
+    EVAL_LOSS_KEY,
+    METRICS_KEY,
+    NUM_EXAMPLES_KEY,
+    TRAIN_LOSS_KEY,
+)
+from strategies.aggregation import WeightedMean
+from strategies.records import NamedArrays, to_named_arrays
+from strategies.validation import ArraySpec, check_arrays, check_num_examples, spec_of
+
+
+@dataclass(frozen=True)
+class TrainReply:
+    """A valid train reply: w^k_{t+1}, n_k and the client's mean training loss."""
+
+    arrays: NamedArrays
+    num_examples: int
+    loss: float
+
+
+def parse_train_reply(
+    reply: Message,
+    expected: Mapping[str, ArraySpec],
+    reference: NamedArrays,
+    *,
+    max_examples: int | None = None,
+    max_update_norm: float | None = None,
+) -> TrainReply | str:
+    """Return the reply's update, or why it cannot enter the average."""
+    if reply.has_error():
+        reason = (reply.error.reason or "").strip().splitlines()
+        return f"error code {reply.error.code}: {reason[-1] if reason else ''}"[:500]
+    content = reply.content
+    if ARRAYS_KEY not in content.array_records:
+        return f"no ArrayRecord {ARRAYS_KEY!r}"
+    if METRICS_KEY not in content.metric_records:
+        return f"no MetricRecord {METRICS_KEY!r}"
+    metrics = content.metric_records[METRICS_KEY]
+    num_examples = metrics.get(NUM_EXAMPLES_KEY)
+    problem = check_num_examples(num_examples, max_examples=max_examples)
+    if problem is not None:
+        return problem
+    loss = metrics.get(TRAIN_LOSS_KEY)
+    problem = check_finite(TRAIN_LOSS_KEY, loss)
+    if problem is not None:
+        return problem
+    arrays = to_named_arrays(content.array_records[ARRAYS_KEY])
+    problem = check_arrays(arrays, expected, reference=reference, max_update_norm=max_update_norm)
+    if problem is not None:
+        return problem
+    return TrainReply(arrays, int(num_examples), float(loss))  # type: ignore[arg-type]
+
+
+@dataclass
+class TrainFold:
+    """The running n_k-weighted sum of one round's valid train replies.
+
+    ``add`` takes each reply as it arrives; ``sender`` names the node it
+    answers for. Counters and rejection reasons are what the round record
+    reports.
+    """
+
+    global_arrays: NamedArrays
+    max_examples: int | None = None
+    max_update_norm: float | None = None
+    server_round: int = 0
+    replied: int = 0
+    rejections: list[str] = field(default_factory=list)
+    bytes_up: int = 0
+    _mean: WeightedMean = field(default_factory=WeightedMean)
+    _loss_sum: float = 0.0
+    _seen: set[int] = field(default_factory=set)
+    _expected: dict[str, ArraySpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._expected = spec_of(self.global_arrays)
+
+    def add(self, reply: Message, sender: int) -> None:
+        """Validate ``reply`` and fold it in, or count and log why not."""
+        self.replied += 1
+        if reply.has_content():
+            arrays_record = reply.content.array_records.get(ARRAYS_KEY)
+            if arrays_record is not None:
+                self.bytes_up += arrays_record.count_bytes()
+        if sender in self._seen:
+            parsed: TrainReply | str = "duplicate reply"
+        else:
+            self._seen.add(sender)
+            parsed = parse_train_reply(
+                reply,
+                self._expected,
+                self.global_arrays,
+                max_examples=self.max_examples,
+                max_update_norm=self.max_update_norm,
+            )
+        if isinstance(parsed, str):
+            self.rejections.append(f"node {sender}: {parsed}")
+            log(
+                WARNING,
+                "round %d: rejected the reply of node %d: %s",
+                self.server_round,
+                sender,
+                parsed,
+            )
+            return
+        self._mean.add(parsed.arrays, parsed.num_examples)
+        self._loss_sum += parsed.loss * parsed.num_examples
+
+    @property
+    def valid(self) -> int:
+        """Replies folded in."""
+        return self._mean.count
+
+    @property
+    def examples(self) -> int:
+        """m_t, the examples behind the folded replies."""
+        return int(self._mean.total_weight)
+
+    @property
+    def train_loss(self) -> float:
+        """The n_k-weighted mean of the clients' training losses."""
+        return self._loss_sum / self._mean.total_weight
+
+    def result(self) -> NamedArrays:
+        """w_{t+1}: the n_k-weighted mean of the folded updates."""
+        return self._mean.result()
+
+
+def parse_evaluate_reply(reply: Message) -> tuple[int, float, float] | str:
+    """(n_k, loss, accuracy) of a federated-evaluation reply, or why it is unusable."""
+    if reply.has_error():
+        return f"error code {reply.error.code}"
+    if METRICS_KEY not in reply.content.metric_records:
+        return f"no MetricRecord {METRICS_KEY!r}"
+    metrics = reply.content.metric_records[METRICS_KEY]
+    n, loss, accuracy = (
+        metrics.get(NUM_EXAMPLES_KEY),
+        metrics.get(EVAL_LOSS_KEY),
+        metrics.get(EVAL_ACCURACY_KEY),
+    )
+    problem = (
+        check_num_examples(n)
+        or check_finite(EVAL_LOSS_KEY, loss)
+        or check_finite(EVAL_ACCURACY_KEY, accuracy)
+    )
+    if problem is not None:
+        return problem
+    return int(n), float(loss), float(accuracy)  # type: ignore[arg-type]
+
+
+def check_finite(key: str, value: object) -> str | None:
+    """Why ``value`` is not a finite number (for a reply's metric ``key``), or None."""
+    if value is None:
+        return f"no {key}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{key} must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"{key} is {value!r} (NaN or Inf)"
+    return None

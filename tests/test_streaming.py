@@ -1,0 +1,93 @@
+"""A round's replies are handed over as they are pulled; the deadline is Flower's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from strategies.streaming import ReplyStream
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SlowGrid:
+    """Reply to message i becomes available ``delays[i]`` (fake) seconds after the push."""
+
+    def __init__(self, delays: list[float], clock: Clock) -> None:
+        self.delays, self.clock, self.pulls = delays, clock, 0
+        self.pushed_at = 0.0
+
+    def push_messages(self, messages: Iterable[Any]) -> list[str]:
+        self.pushed_at = self.clock()
+        ids = []
+        for i, message in enumerate(messages):
+            message.metadata.message_id = f"m{i}"
+            ids.append(f"m{i}")
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Any]:
+        self.pulls += 1
+        elapsed = self.clock() - self.pushed_at
+        return [
+            SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=m))
+            for m in message_ids
+            if elapsed >= self.delays[int(m[1:])]
+        ]
+
+
+def messages(n: int) -> list[Any]:
+    return [SimpleNamespace(metadata=SimpleNamespace(dst_node_id=100 + i)) for i in range(n)]
+
+
+def stream(grid: SlowGrid, n: int, timeout: float | None, clock: Clock) -> ReplyStream:
+    return ReplyStream(
+        grid,  # type: ignore[arg-type]
+        messages(n),  # type: ignore[arg-type]
+        timeout=timeout,
+        interval=0.1,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def test_each_reply_is_handed_over_before_later_ones_are_pulled() -> None:
+    clock = Clock()
+    grid = SlowGrid([0.0, 0.3, 0.5], clock)
+    replies = stream(grid, 3, timeout=10, clock=clock)
+    seen = []
+    for reply in replies:
+        seen.append((reply.metadata.reply_to_message_id, grid.pulls))
+    # m0 reaches the consumer after the first pull, long before m2 exists.
+    assert seen[0] == ("m0", 1)
+    assert [m for m, _ in seen] == ["m0", "m1", "m2"]
+    assert seen[2][1] > seen[1][1] > 1
+    assert replies.sent == {"m0": 100, "m1": 101, "m2": 102}
+    assert 0.5 <= clock.now < 0.7  # stopped polling once all were in
+
+
+def test_replies_missing_at_the_deadline_are_absent() -> None:
+    clock = Clock()
+    grid = SlowGrid([0.0, 60.0], clock)
+    replies = list(stream(grid, 2, timeout=0.35, clock=clock))
+    assert [r.metadata.reply_to_message_id for r in replies] == ["m0"]
+    assert clock.now == 0.35  # waited exactly until the deadline
+
+
+def test_a_stream_is_read_once() -> None:
+    clock = Clock()
+    replies = stream(SlowGrid([0.0], clock), 1, timeout=1, clock=clock)
+    assert len(list(replies)) == 1
+    with pytest.raises(RuntimeError, match="once"):
+        iter(replies)
