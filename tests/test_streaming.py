@@ -114,9 +114,9 @@ def test_a_folded_reply_is_freed_before_the_next_one_arrives() -> None:
             assert all(r() is None for r in folded), f"reply {len(folded)} still held"
             arrays = ArrayRecord({"w": Array(np.full(1000, k, dtype=np.float32))})
             metrics = MetricRecord({"num-examples": 1, "train-loss": 0.0})
-            reply = Message(
-                RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=instruction
-            )
+            content = RecordDict({"arrays": arrays, "metrics": metrics})
+            reply = Message(content, reply_to=instruction)
+            reply.metadata.__dict__["_src_node_id"] = 100 + k  # five distinct clients
             folded.append(weakref.ref(reply))
             yield reply
             del reply
