@@ -1,6 +1,6 @@
 """The same experiment on the two engines: accuracy curves and wall time per round.
 
-    FEDAVG_DATA_DIR=/work/shared/data python -m benchmarks.deploy_latency --nodes 10 --rounds 3
+    FEDAVG_DATA_DIR=/path/to/data python -m benchmarks.deploy_latency --nodes 10 --rounds 3
 
 runs ``deploy/simulation/run.sh`` (Ray, ``num-supernodes=K``) and
 ``deploy/local/run.sh`` (a real SuperLink and K SuperNodes on loopback, TLS

@@ -99,9 +99,11 @@ def run_once(
     if done.returncode != 0 or not summary_path.is_file():
         raise SystemExit(f"{name} failed (exit {done.returncode}); see {log_path}")
     summary = json.loads(summary_path.read_text())
+    reached, best = summary["rounds_to_target"], summary["best_accuracy"]
     print(
-        f"  {name}: rounds to {row.target:.0%} = {summary['rounds_to_target']}, "
-        f"best {summary['best_accuracy']}, {summary['wall_seconds']:.0f} s",
+        f"  {name}: rounds to {row.target:.0%} = "
+        f"{'not reached' if reached is None else f'{reached:.1f}'}, "
+        f"best {'-' if best is None else f'{best:.4f}'}, {summary['wall_seconds']:.0f} s",
         flush=True,
     )
     return Attempt(lr, directory, summary)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paper import config_string
+from server.run_check import check_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -123,6 +124,9 @@ class SuperLink:
 
     def submit(self, run_config: dict[str, Any], num_supernodes: int) -> int:
         pairs = config_string(run_config)
+        problem = check_run_config(["-c", pairs])
+        if problem is not None:
+            raise SystemExit(problem)
         out = self.flwr(
             "run", str(REPO), "soak", "--format", "json", "-c", pairs, "--federation-config",
             f"num-supernodes={num_supernodes} client-resources-num-cpus=1",

@@ -1,7 +1,7 @@
 """Write each client's partition into its own directory, for deployed SuperNodes.
 
     python -m clients.prepare_data --task mnist-2nn --partition noniid \\
-        --num-partitions 100 --data-dir /work/shared/data --out /srv/fedavg-data
+        --num-partitions 100 --data-dir /path/to/data --out /srv/fedavg-data
 
 writes ``<out>/mnist-noniid-100/client-000/`` ... ``client-099/`` (see
 ``clients.node_data``) with the same seeded partition functions as

@@ -23,8 +23,9 @@ looked up, not at import time, since the tasks import this module.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -224,6 +225,15 @@ def _coerce(spec: Key, value: object) -> Any:
     raise ConfigError(spec.name, value, f"a {kind.__name__}: {spec.allowed}")
 
 
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """``did you mean local-epochs?`` for a misspelt key, else the list of known keys."""
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    return f"known keys: {', '.join(known)}"
+
+
 def parse_config(
     run_config: Mapping[str, object], *, ignore: tuple[str, ...] = ()
 ) -> ExperimentConfig:
@@ -240,7 +250,7 @@ def parse_config(
             continue
         spec = SCHEMA.get(name)
         if spec is None:
-            raise ConfigError(name, raw, f"a known key: {', '.join(sorted(SCHEMA))}")
+            raise ConfigError(name, raw, f"a known key ({did_you_mean(name, SCHEMA)})")
         value = _coerce(spec, raw)
         if not spec.check(value):
             raise ConfigError(name, raw, _allowed(spec))

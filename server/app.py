@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from logging import INFO, WARNING
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from protocol.config import ExperimentConfig, parse_config
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from server.plots import plot_run
 from server.provenance import environment_info
-from server.results import ResultsWriter, load_run
+from server.results import ResultsWriter, load_run, one_line_error, write_failed_start
 from server.stall import StallGuard
 from server.tracking import Tracker, fan_out, start_tracker
 from server.wandb_config import parse_wandb_config
@@ -111,24 +111,52 @@ def close_run(
     tracker.finish(summary, final_arrays=final_arrays)
 
 
+def _rounded(value: float | None, digits: int, missing: str = "-") -> str:
+    return missing if value is None else f"{value:.{digits}f}"
+
+
+def fail_before_start(
+    context: Context, error: BaseException, config: ExperimentConfig | None
+) -> None:
+    """Log a failure before round 1 as one line and write the run's results directory."""
+    log(ERROR, "run failed before round 1: %s", one_line_error(error))
+    try:
+        directory = write_failed_start(
+            context.run_config, run_id=context.run_id, error=error, config=config
+        )
+        log(ERROR, "results: %s (status failed)", directory)
+    except OSError as write_error:
+        log(WARNING, "could not write the failed run's results: %s", write_error)
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run one FedAvg experiment from the run config."""
-    config = parse_config(context.run_config)
-    tracking = parse_wandb_config(context.run_config)
-    task = get_task(config.task)
-    test = task.central_test(config)  # fails fast when the data is missing
-    if config.eval_max_examples:
-        # A stated deviation for small machines: score a fixed seeded sample, not all of it.
-        full_size = len(test)
-        test = sample_examples(test, config.eval_max_examples, config.seeds["partition"])
-        log(INFO, "central test set: %d of %d examples (eval-max-examples)", len(test), full_size)
-    checkpoint = load_checkpoint(config.resume_from) if config.resume_from else None
-    if checkpoint is not None:
-        check_compatible(checkpoint, config)
-    first_round = checkpoint.round + 1 if checkpoint else 1
-    strategy = build_strategy(config, first_round=first_round)
-    num_clients = len(strategy.wait_for_nodes(grid))
+    config: ExperimentConfig | None = None
+    try:  # a run that fails before round 1 still says so, in one line and in summary.json
+        config = parse_config(context.run_config)
+        tracking = parse_wandb_config(context.run_config)
+        task = get_task(config.task)
+        test = task.central_test(config)  # fails fast when the data is missing
+        if config.eval_max_examples:
+            # A stated deviation for small machines: score a fixed seeded sample, not all of it.
+            full_size = len(test)
+            test = sample_examples(test, config.eval_max_examples, config.seeds["partition"])
+            log(
+                INFO,
+                "central test set: %d of %d examples (eval-max-examples)",
+                len(test),
+                full_size,
+            )
+        checkpoint = load_checkpoint(config.resume_from) if config.resume_from else None
+        if checkpoint is not None:
+            check_compatible(checkpoint, config)
+        first_round = checkpoint.round + 1 if checkpoint else 1
+        strategy = build_strategy(config, first_round=first_round)
+        num_clients = len(strategy.wait_for_nodes(grid))
+    except Exception as error:
+        fail_before_start(context, error, config)
+        raise
     info = environment_info()
     if checkpoint is not None:
         writer = ResultsWriter.resume(checkpoint.path.parent, config, after_round=checkpoint.round)
@@ -185,9 +213,9 @@ def main(grid: Grid, context: Context) -> None:
     log(
         INFO,
         "done: best accuracy %s, rounds to %.2f: %s, %d bytes, %.1f s",
-        summary["best_accuracy"],
+        _rounded(summary["best_accuracy"], 4),
         summary["target_accuracy"],
-        summary["rounds_to_target"],
+        _rounded(summary["rounds_to_target"], 1, missing="not reached"),
         summary["total_bytes"],
         summary["wall_seconds"],
     )

@@ -2,9 +2,9 @@
 
 Figure 2 of McMahan et al. plots test-set accuracy against communication
 rounds with the target accuracy as a gray horizontal line and the y axis
-zoomed near the target. Here the zoom starts at ``target - 0.05`` unless the
-run stays below that (then at the median accuracy, so a poor run is still
-visible), and a dotted vertical line marks rounds-to-target when the run got
+zoomed near the target. Here the zoom starts at ``target - 0.05`` unless a
+run stays below that (then just under the lowest run's median accuracy, so
+every run compared is visible), and a dotted vertical line marks rounds-to-target when the run got
 there. Rounds without central evaluation (``eval-every``) are skipped.
 
 Figures are built with matplotlib's object API on the Agg canvas (no
@@ -28,6 +28,7 @@ SIZE_INCHES = (8.0, 5.0)
 DPI = 100  # -> 800 x 500 pixels
 RUN_PLOT = "accuracy.png"
 ZOOM_BELOW_TARGET = 0.05
+ZOOM_MARGIN = 0.01
 
 
 def _evaluated(rows: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
@@ -58,14 +59,30 @@ def _new_figure() -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _zoom(axes: Axes, accuracies: Sequence[float], targets: Sequence[float]) -> None:
-    if not accuracies:
-        return
-    ordered = sorted(accuracies)
-    median = ordered[len(ordered) // 2]
-    bottom = max(0.0, min(min(targets, default=1.0) - ZOOM_BELOW_TARGET, median))
-    top = min(1.0, max(*accuracies, *targets) + 0.01)
-    axes.set_ylim(bottom, max(top, bottom + 0.01))
+def zoom_limits(
+    curves: Sequence[Sequence[float]], targets: Sequence[float]
+) -> tuple[float, float] | None:
+    """The y range: near the target, but low enough that every run is visible.
+
+    The bottom is ``target - ZOOM_BELOW_TARGET`` or, when a run stays below that, a little
+    under the lowest of the runs' median accuracies, so that at least the better half of
+    every run's curve is in view (a zoom from the pooled median hid the weaker runs).
+    """
+    medians = [sorted(c)[len(c) // 2] for c in curves if c]
+    if not medians:
+        return None
+    points = [a for c in curves for a in c]
+    bottom = max(
+        0.0, min(min(targets, default=1.0) - ZOOM_BELOW_TARGET, min(medians) - ZOOM_MARGIN)
+    )
+    top = min(1.0, max(*points, *targets) + ZOOM_MARGIN)
+    return bottom, max(top, bottom + ZOOM_MARGIN)
+
+
+def _zoom(axes: Axes, curves: Sequence[Sequence[float]], targets: Sequence[float]) -> None:
+    limits = zoom_limits(curves, targets)
+    if limits is not None:
+        axes.set_ylim(*limits)
 
 
 def _target_line(axes: Axes, target: float) -> None:
@@ -109,7 +126,7 @@ def plot_run(run: RunResults, path: Path | None = None) -> Path:
             fontsize=8,
             color="tab:blue",
         )
-    _zoom(axes, accuracies, targets)
+    _zoom(axes, [accuracies], targets)
     axes.set_title(describe(run), fontsize=9)
     return _save(figure, path or run.directory / RUN_PLOT)
 
@@ -119,17 +136,17 @@ def plot_comparison(runs: Sequence[RunResults], labels: Sequence[str], path: Pat
     if len(labels) != len(runs):
         raise ValueError(f"{len(runs)} runs but {len(labels)} labels")
     figure, axes = _new_figure()
-    every_accuracy: list[float] = []
+    curves: list[list[float]] = []
     targets: set[float] = set()
     for run, label in zip(runs, labels, strict=True):
         rounds, accuracies = _evaluated(run.rows)
-        every_accuracy += accuracies
+        curves.append(accuracies)
         axes.plot(rounds, accuracies, linewidth=1.3, label=label)
         target = run.summary.get("target_accuracy") or run.experiment.get("target")
         if target:
             targets.add(float(target))
     for target in sorted(targets):
         _target_line(axes, target)
-    _zoom(axes, every_accuracy, sorted(targets))
+    _zoom(axes, curves, sorted(targets))
     axes.legend(fontsize=8, loc="lower right")
     return _save(figure, path)

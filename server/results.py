@@ -7,7 +7,9 @@
   ``eval-every`` have ``test_accuracy`` and ``test_loss`` null.
 - ``summary.json``: final and best accuracy, rounds-to-target the paper's way,
   bytes and wall time; written when the run ends, also when it fails
-  (``status`` says which), and replaced atomically.
+  (``status`` says which), and replaced atomically. A run that fails before
+  round 1 (a bad config, missing data) still gets its directory, with
+  ``config.json`` and ``summary.json`` (``write_failed_start``).
 
 Every file is strict JSON: a NaN or Inf (a diverged loss, say) is written as null.
 """
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +84,74 @@ def default_run_name(config: ExperimentConfig, run_id: int) -> str:
     return f"{config.describe()}_seed{config.seed}_{stamp}_{run_id}"
 
 
+def write_failed_start(
+    run_config: Mapping[str, object],
+    *,
+    run_id: int,
+    error: BaseException,
+    config: ExperimentConfig | None = None,
+) -> Path:
+    """The results directory of a run that failed before round 1 (a bad config, no data).
+
+    ``config.json`` holds the run config as given (and the parsed one when it
+    parsed), ``summary.json`` says ``failed`` with the error in one line. The
+    directory is ``results-dir``/``run-name`` as the run config says where it
+    can; otherwise ``results``/``failed_<time>_<run id>``.
+    """
+    results_dir, run_name = run_config.get("results-dir"), run_config.get("run-name")
+    if config is not None:
+        results_dir, run_name = config.results_dir, config.run_name
+    if not isinstance(results_dir, str) or not results_dir:
+        results_dir = ExperimentConfig.results_dir
+    if not isinstance(run_name, str) or not run_name or "/" in run_name:
+        run_name = (
+            default_run_name(config, run_id)
+            if config is not None
+            else f"failed_{datetime.now(UTC):%Y%m%d-%H%M%S}_{run_id}"
+        )
+    directory = _new_directory(Path(results_dir).expanduser().resolve(), run_name)
+    saved: dict[str, Any] = {"run_config": dict(run_config), "run_id": run_id}
+    if config is not None:
+        saved["config"] = config.to_dict()
+    write_json_atomic(directory / "config.json", saved)
+    (directory / "metrics.jsonl").touch()
+    summary = {
+        "status": "failed",
+        "error": one_line_error(error),
+        "failed_before_round": 1,
+        "rounds_completed": 0,
+        "final_accuracy": None,
+        "best_accuracy": None,
+        "target_accuracy": config.target if config is not None else None,
+        "rounds_to_target": None,
+        "stopped_early": False,
+        "total_bytes": 0,
+        "bytes_down": 0,
+        "bytes_up": 0,
+        "updates_rejected": 0,
+        "wall_seconds": 0.0,
+    }
+    write_json_atomic(directory / "summary.json", summary)
+    return directory
+
+
+def one_line_error(error: BaseException) -> str:
+    """``Type: message`` on one line (a multi-line message keeps its first line)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _new_directory(base: Path, name: str) -> Path:
+    """Make ``base/name``, or ``base/name-2``... when taken: never reuse a run's directory."""
+    directory = base / name
+    suffix = 1
+    while directory.exists():
+        suffix += 1
+        directory = base / f"{name}-{suffix}"
+    directory.mkdir(parents=True)
+    return directory
+
+
 class ResultsWriter:
     """Writes one run's results directory as the rounds go."""
 
@@ -97,13 +168,7 @@ class ResultsWriter:
     ) -> ResultsWriter:
         """Make a fresh run directory (never reusing one) and write ``config.json``."""
         name = config.run_name or default_run_name(config, run_id)
-        base = Path(config.results_dir).expanduser().resolve()
-        directory = base / name
-        suffix = 1
-        while directory.exists():
-            suffix += 1
-            directory = base / f"{name}-{suffix}"
-        directory.mkdir(parents=True)
+        directory = _new_directory(Path(config.results_dir).expanduser().resolve(), name)
         writer = cls(directory, config)
         write_json_atomic(
             directory / "config.json",

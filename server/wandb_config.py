@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from protocol.config import ConfigError, ExperimentConfig
+from protocol.config import ConfigError, ExperimentConfig, did_you_mean
 
 PREFIX = "wandb."
 MODES = ("auto", "online", "offline", "disabled")
@@ -151,5 +151,6 @@ def parse_wandb_config(run_config: Mapping[str, object]) -> WandbConfig:
             values["init_timeout"] = float(raw)
         else:
             known = "mode, project, entity, group, job-type, tags, name, log-model, init-timeout"
-            raise ConfigError(full_key, raw, f"a known key: wandb.{{{known}}}")
+            hint = did_you_mean(full_key, [PREFIX + k for k in known.split(", ")])
+            raise ConfigError(full_key, raw, f"a known key: wandb.{{{known}}} ({hint})")
     return WandbConfig(**values)  # type: ignore[arg-type]

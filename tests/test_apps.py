@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +125,41 @@ def test_a_client_without_partition_config_is_rejected_not_fatal(
     assert row["clients_rejected"] == 1 and "partition-id" in row["rejections"][0]
 
 
-def test_a_bad_config_fails_before_any_round(synthetic_mnist: Path, tmp_path: Path) -> None:
+def test_a_bad_config_fails_before_any_round_and_says_so_in_one_line(
+    synthetic_mnist: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="flwr")
     with pytest.raises(ConfigError, match="'batch-size' = -3"):
         run_server(base_config(synthetic_mnist, tmp_path, **{"batch-size": -3}))
-    assert not (tmp_path / "t").exists()
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["rounds_completed"] == 0
+    assert summary["error"] == (
+        "ConfigError: run config 'batch-size' = -3 is invalid: "
+        "expected B, an integer >= 1, or 0 for B = inf"
+    )
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert said[0] == f"run failed before round 1: {summary['error']}"
+    saved = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert saved["run_config"]["batch-size"] == -3 and "config" not in saved
 
 
-def test_missing_data_fails_before_any_round(tmp_path: Path) -> None:
+def test_missing_data_fails_before_any_round_and_writes_a_failed_summary(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="train-images-idx3-ubyte"):
         run_server(base_config(tmp_path / "nowhere", tmp_path))
-    assert not (tmp_path / "t").exists()
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "train-images-idx3-ubyte" in summary["error"]
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["config"]["batch_size"] == 10
+
+
+def test_a_config_too_broken_to_name_its_directory_still_gets_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="'run-name'"):
+        run_server({"run-name": "a/b", "batch-size": 10})
+    (directory,) = (tmp_path / "results").iterdir()
+    assert directory.name.startswith("failed_") and directory.name.endswith("_7")
+    assert json.loads((directory / "summary.json").read_text())["status"] == "failed"
 
 
 def test_a_failing_run_keeps_its_rounds_and_says_failed(

@@ -338,3 +338,29 @@ def test_decoding_mnist_from_the_hub_shows_a_progress_bar(
     assert int(arrays.train_images[3, 0, 0]) == 75
     err = capsys.readouterr().err
     assert "MNIST train: decoding: 100%" in err and "30/30" in err and "10/10" in err
+
+
+def test_the_zoom_keeps_every_compared_run_in_view() -> None:
+    good = [0.1, 0.95, 0.97, 0.975, 0.98, 0.98]
+    weak = [0.1, 0.80, 0.85, 0.86, 0.87, 0.87]
+    poor = [0.1, 0.40, 0.50, 0.55, 0.60, 0.61]
+    bottom, top = plots.zoom_limits([good, good, weak, poor], [0.97])  # pooled median 0.95
+    for curve in (good, weak, poor):
+        in_view = [a for a in curve if bottom <= a <= top]
+        assert len(in_view) >= len(curve) / 2  # the better half of each run, at least
+    assert top == pytest.approx(0.99)
+    # Good runs alone keep the paper's zoom near the target.
+    assert plots.zoom_limits([good], [0.97]) == pytest.approx((0.92, 0.99))
+    assert plots.zoom_limits([[], []], [0.97]) is None
+
+
+def test_the_done_line_prints_rounds_to_target_rounded(
+    synthetic_mnist: Path, tmp_path: Path, flwr_warnings: pytest.LogCaptureFixture
+) -> None:
+    run_server(
+        base_config(synthetic_mnist, tmp_path, **{"num-server-rounds": 2, "target-accuracy": 0.01}),
+        nodes=2,
+    )
+    (done,) = [r.getMessage() for r in flwr_warnings.records if r.getMessage().startswith("done:")]
+    reached = load_run(tmp_path / "t").summary["rounds_to_target"]
+    assert f"rounds to 0.01: {reached:.1f}," in done

@@ -4,7 +4,7 @@
 # that it finished as completed, stop exactly the processes started here.
 #
 #   deploy/local/run.sh [NUM_SUPERNODES] [flwr run options...]
-#   FEDAVG_DATA_DIR=/work/shared/data deploy/local/run.sh 3 -c "num-server-rounds=2"
+#   FEDAVG_DATA_DIR=/path/to/data deploy/local/run.sh 3 -c "num-server-rounds=2"
 #
 # By default the SuperLink serves TLS (a private CA and a server certificate
 # for localhost/127.0.0.1 made with openssl, deploy/local/certs.sh) and only
@@ -19,7 +19,9 @@
 #                     NODE_DATA is prepared and the run config has data-dir]
 #   SUPERLINK_PORT    the SuperLink's one HTTP(S) port [9500]
 #   SUPERNODE_PORT    first SuperNode runtime port; node i gets +i [SUPERLINK_PORT+10]
-#   WORK_DIR          certs, keys, state, logs, results [./.flwr_local]
+#   WORK_DIR          certs, keys, state, logs, prepared node data [./.flwr_local];
+#                     results go to the run config's results-dir, which the
+#                     SuperLink resolves against the repository root [results/]
 #   FLWR_HOME         the CLI's config home [$WORK_DIR/flwr_home]
 #   NODE_DATA         root of the nodes' data directories [$WORK_DIR/data]
 #   PARTITION, SEED, NUM_PARTITIONS
@@ -44,6 +46,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 app=$(cd "$here/../.." && pwd)
 num_nodes=${1:-3}
 shift || true
+# Unknown keys and bad values fail here, in one line, before anything starts
+# (plain `flwr run` answers an unknown key with "[code: 15] Invalid run configuration.").
+python -m server.run_check --app "$app" "$@" || exit 2
 port=${SUPERLINK_PORT:-9500}
 node_port=${SUPERNODE_PORT:-$((port + 10))}
 work=$(mkdir -p "${WORK_DIR:-$app/.flwr_local}" && cd "${WORK_DIR:-$app/.flwr_local}" && pwd)

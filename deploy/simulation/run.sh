@@ -17,6 +17,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 app=$(cd "$here/../.." && pwd)
 num_supernodes=${1:-100}
 shift || true
+# Unknown keys and bad values fail here, in one line, before anything starts
+# (plain `flwr run` answers an unknown key with "[code: 15] Invalid run configuration.").
+python -m server.run_check --app "$app" "$@" || exit 2
 port=${SUPERLINK_PORT:-9191}
 export FLWR_HOME=${FLWR_HOME:-$app/.flwr_home}
 export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1

@@ -1,0 +1,283 @@
+"""The warm executor (clients/warm_executor.py) against Flower's own SuperNode Runtime API.
+
+A SuperNode without a SuperLink: Flower's NodeState and Runtime HTTP API
+(what ``flower-supernode`` serves) run in this process on loopback; tasks are
+put into the NodeState as the SuperNode does when a message arrives, for a
+small test ClientApp shipped as a real FAB. ``fedavg-warm-executor`` runs as a
+separate process, as beside a real SuperNode, and must: run a task in a forked
+child of itself, through Flower's ClientApp runtime; give Flower's error reply
+for a task that raises, and CLIENT_APP_CRASHED at once (not after the token
+expires) for one that is SIGKILLed, and keep going; leave no zombies; keep its
+memory flat over 200 tasks. A last test fails, naming the internal, if a
+Flower internal the executor hooks into moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from flwr.app import Context, Message, RecordDict
+from flwr.cli.build import build_fab_from_disk
+from flwr.common.constant import ErrorCode
+from flwr.supercore.constant import TaskType
+from flwr.supercore.fab import Fab
+from flwr.supercore.object_store import ObjectStoreFactory
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+from flwr.supernode.main import create_app
+from flwr.supernode.nodestate import NodeStateFactory
+from flwr.supernode.start_client_internal import _insert_message
+
+from clients import warm_executor
+from tests.conftest import REPO
+
+PORT = int(os.environ.get("FEDAVG_WARM_EXECUTOR_TEST_PORT", "9790"))
+NODE_ID = 1
+RUN_ID = 7
+
+APP = """
+import os, signal
+from pathlib import Path
+from flwr.app import Message, RecordDict
+from flwr.clientapp import ClientApp
+
+app = ClientApp()
+OUT = Path(os.environ["WARMTEST_OUT"])
+
+@app.query("pid")
+def pid(msg, context):
+    (OUT / f"{msg.metadata.message_id}.pid").write_text(f"{os.getpid()} {os.getppid()}")
+    return Message(RecordDict(), reply_to=msg)
+
+@app.query("noop")
+def noop(msg, context):
+    return Message(RecordDict(), reply_to=msg)
+
+@app.query("raise")
+def boom(msg, context):
+    raise ValueError("boom from the app")
+
+@app.query("kill")
+def kill(msg, context):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+PYPROJECT = """
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+[project]
+name = "warmtest"
+version = "1.0.0"
+description = "a test ClientApp"
+license = "Apache-2.0"
+dependencies = ["flwr>=1.42"]
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+[tool.flwr.app]
+publisher = "fedavg-tests"
+[tool.flwr.app.components]
+serverapp = "warmtest_app:app"
+clientapp = "warmtest_app:app"
+"""
+
+
+@dataclass
+class FakeSuperNode:
+    """Flower's NodeState and Runtime API, fed with tasks by hand."""
+
+    state: Any
+    store: Any
+    fab_hash: str
+    out: Path
+
+    def send(self, action: str) -> str:
+        """Queue a ``query.<action>`` message and its task, as a SuperNode does on receipt."""
+        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = RUN_ID, 0, 1
+        msg = Message(RecordDict(), dst_node_id=NODE_ID, message_type=f"query.{action}")
+        _insert_message(msg, self.state, self.store)
+        self.state.create_task(task_type=TaskType.CLIENT_APP, run_id=RUN_ID, fab_hash=self.fab_hash)
+        return msg.metadata.message_id
+
+    def reply(self, message_id: str, timeout: float = 120.0) -> Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for reply in self.state.get_messages_legacy(run_ids=[RUN_ID], is_reply=True):
+                if reply.metadata.reply_to_message_id == message_id:
+                    return reply  # type: ignore[no-any-return]
+            time.sleep(0.05)
+        raise AssertionError(f"no reply to {message_id} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def supernode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSuperNode]:
+    root = tmp_path_factory.mktemp("warm")
+    app_dir = root / "app"
+    app_dir.mkdir()
+    (app_dir / "warmtest_app.py").write_text(APP)
+    (app_dir / "pyproject.toml").write_text(PYPROJECT)
+    content = build_fab_from_disk(app_dir)
+    fab = Fab(hashlib.sha256(content).hexdigest(), content, {})
+    factory = NodeStateFactory(objectstore_factory=ObjectStoreFactory())
+    state = factory.state()
+    state.set_node_id(NODE_ID)
+    run = Run.create_empty(RUN_ID)
+    run.fab_id, run.fab_version, run.fab_hash = "fedavg-tests/warmtest", "1.0.0", fab.hash_str
+    state.store_run(run)
+    state.store_fab(fab)
+    state.set_run_series_context(
+        run.series_id,
+        Context(RUN_ID, NODE_ID, node_config={}, state=RecordDict(), run_config={}),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(state_factory=factory), host="127.0.0.1", port=PORT, workers=1)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the Runtime API did not start"
+        time.sleep(0.05)
+    yield FakeSuperNode(state, factory.objectstore_factory.store(), fab.hash_str, root / "out")
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def executor(supernode: FakeSuperNode) -> Iterator[subprocess.Popen[str]]:
+    supernode.out.mkdir()
+    env = {
+        **os.environ,
+        "WARMTEST_OUT": str(supernode.out),
+        "FLWR_HOME": str(supernode.out.parent / "flwr_home"),
+        "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.05",
+    }
+    log = (supernode.out.parent / "executor.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clients.warm_executor", "--insecure", "--preload", "numpy",
+         "--runtime-api-address", f"127.0.0.1:{PORT}"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def children_of(pid: int) -> list[tuple[int, str]]:
+    """(pid, state) of each child process of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append((int(entry.name), fields[0]))
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def settle(pid: int, timeout: float = 10.0) -> list[tuple[int, str]]:
+    """The executor's children once its running tasks have been reaped (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while (kids := children_of(pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return kids
+
+
+def test_a_task_runs_in_a_forked_child_through_flowers_runtime(
+    supernode: FakeSuperNode, executor: subprocess.Popen[str]
+) -> None:
+    message_id = supernode.send("pid")
+    reply = supernode.reply(message_id)
+    assert not reply.has_error(), reply.error
+    child, parent = map(int, (supernode.out / f"{message_id}.pid").read_text().split())
+    assert parent == executor.pid and child != executor.pid  # forked, not a new interpreter
+    assert settle(executor.pid) == []  # reaped: no zombie left behind
+
+
+def test_a_raising_task_gets_flowers_error_reply_and_the_executor_goes_on(
+    supernode: FakeSuperNode, executor: subprocess.Popen[str]
+) -> None:
+    reply = supernode.reply(supernode.send("raise"))
+    assert reply.has_error()
+    assert reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+    assert "boom from the app" in (reply.error.reason or "")
+    assert executor.poll() is None
+    assert not supernode.reply(supernode.send("noop")).has_error()
+
+
+def test_a_killed_task_gets_the_crash_reply_at_once_and_the_executor_goes_on(
+    supernode: FakeSuperNode, executor: subprocess.Popen[str]
+) -> None:
+    # The SuperNode's own answer comes only when the task's heartbeat expires
+    # (about a minute); the executor answers as soon as it reaps the child.
+    reply = supernode.reply(supernode.send("kill"), timeout=20.0)
+    assert reply.has_error()
+    assert reply.error.code == ErrorCode.CLIENT_APP_CRASHED
+    assert "SIGKILL" in (reply.error.reason or "")
+    assert executor.poll() is None
+    assert settle(executor.pid) == []
+    assert not supernode.reply(supernode.send("noop")).has_error()
+
+
+def test_memory_stays_flat_and_no_zombies_over_200_tasks(
+    supernode: FakeSuperNode, executor: subprocess.Popen[str]
+) -> None:
+    def batch(n: int) -> None:
+        for _ in range(n):
+            assert not supernode.reply(supernode.send("noop")).has_error()
+
+    batch(20)  # warm-up: allocator pools, first imports
+    settle(executor.pid)
+    before, fds_before = rss_kib(executor.pid), open_fds(executor.pid)
+    batch(200)
+    assert settle(executor.pid) == []
+    after, fds_after = rss_kib(executor.pid), open_fds(executor.pid)
+    # A leak of the per-task state (a task record, a message) would grow with every
+    # task; 200 tasks may cost allocator noise, not megabytes. No pipe may stay open.
+    assert after - before < 4096, (before, after)
+    assert fds_after == fds_before
+
+
+def test_the_flwr_internals_the_executor_hooks_into_are_where_it_expects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warm_executor.check_flwr_internals()  # the real flwr: nothing moved
+    from flwr.supernode.runtime import run_clientapp as runtime
+
+    monkeypatch.delattr(runtime, "push_message")
+    with pytest.raises(warm_executor.FlwrInternalMoved, match=r"run_clientapp\.push_message"):
+        warm_executor.check_flwr_internals()
+    monkeypatch.undo()
+
+    def moved(runtime_api_address: str, token: str) -> None: ...
+
+    monkeypatch.setattr(runtime, "run_clientapp", moved)
+    wanted = r"run_clientapp\.run_clientapp.*insecure"
+    with pytest.raises(warm_executor.FlwrInternalMoved, match=wanted):
+        warm_executor.check_flwr_internals()
