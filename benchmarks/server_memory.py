@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -119,11 +120,15 @@ def echo_app(work: Path) -> Path:
         if old not in pyproject:
             raise RuntimeError(f"pyproject.toml has no {old!r}")
         pyproject = pyproject.replace(old, new, 1)
+    # The echo clients' stand-in for ClientUpdate's time (run config bench.client-seconds).
+    pyproject += "\n[tool.flwr.app.config.bench]\nclient-seconds = 0.0\n"
     (app / "pyproject.toml").write_text(pyproject)
     return app
 
 
-def run_once(m: int, port: int, rounds: int, work: Path, app: Path) -> dict[str, object]:
+def run_once(
+    m: int, port: int, rounds: int, work: Path, app: Path, *, client_seconds: float
+) -> dict[str, object]:
     """One ``flwr run`` with K = m = C K clients; the ServerApp process's peak RSS."""
     home = work / f"flwr_home_{m}"
     home.mkdir(parents=True)
@@ -166,6 +171,7 @@ def run_once(m: int, port: int, rounds: int, work: Path, app: Path) -> dict[str,
             f"task='bench-wide' fraction-train=1.0 num-server-rounds={rounds} local-epochs=1 "
             f"batch-size=0 checkpoint-every=0 results-dir='{work / 'results'}' "
             f"run-name='m{m}' min-nodes={m} wandb.mode='disabled'"
+            + (f" bench.client-seconds={client_seconds}" if client_seconds else "")
         )
         started = subprocess.run(
             [
@@ -218,6 +224,15 @@ def run_once(m: int, port: int, rounds: int, work: Path, app: Path) -> dict[str,
             if status.startswith("finished"):
                 break
             time.sleep(1)
+        logs = subprocess.run(
+            ["flwr", "log", str(run_id), "sim", "--show"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        (home / "serverapp.log").write_text(logs)
+        pulls = re.search(r"replies pulled in (\d+) polls, at most (\d+) at once", logs)
         summary = json.loads((work / "results" / f"m{m}" / "summary.json").read_text())
         return {
             "m": m,
@@ -230,6 +245,9 @@ def run_once(m: int, port: int, rounds: int, work: Path, app: Path) -> dict[str,
             "peak_shmem_mib": peak.get("RssShmem", 0) / 1024,
             "seconds": time.monotonic() - began,
             "rounds_completed": summary.get("rounds_completed"),
+            # Replies waiting at one pull: what the engine produced faster than the server folded.
+            "polls": int(pulls.group(1)) if pulls else None,
+            "largest_pull": int(pulls.group(2)) if pulls else None,
             "clients_replied": _last_round(work / "results" / f"m{m}").get("clients_replied"),
         }
     finally:
@@ -253,6 +271,12 @@ def main() -> None:
     parser.add_argument(
         "--real-clients", action="store_true", help="the real ClientApp (one SGD step each)"
     )
+    parser.add_argument(
+        "--client-seconds",
+        type=float,
+        default=0.0,
+        help="echo clients wait this long before replying (ClientUpdate's stand-in)",
+    )
     args = parser.parse_args()
     # Background jobs ignore SIGINT: make SIGTERM unwind too, so SuperLinks are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -260,15 +284,14 @@ def main() -> None:
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"host: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     clients = "real ClientApp" if args.real_clients else "echo clients (benchmark only)"
-    print(
-        f"model: bench-wide, {MODEL_BYTES / MIB:.1f} MiB float32; rounds: {args.rounds}; {clients}"
-    )
+    print(f"model: bench-wide, {MODEL_BYTES / MIB:.1f} MiB float32; rounds: {args.rounds}")
+    print(f"clients: {clients}; echo reply after {args.client_seconds} s")
     rows = []
     work = Path(tempfile.mkdtemp(prefix="server-memory-"))
     try:
         app = REPO if args.real_clients else echo_app(work)
         for m in sizes:
-            row = run_once(m, args.port, args.rounds, work, app)
+            row = run_once(m, args.port, args.rounds, work, app, client_seconds=args.client_seconds)
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:

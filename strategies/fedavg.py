@@ -233,6 +233,14 @@ class FederatedAveraging(Strategy):
             replies = self._stream(grid, messages, timeout=timeout)
             new_arrays, _ = hooks.aggregate_train(t, replies if hooks is self else list(replies))
             record = self.records[t]
+            log(
+                INFO,
+                "round %d: %d replies pulled in %d polls, at most %d at once",
+                t,
+                record.clients_replied,
+                replies.polls,
+                replies.largest_pull,
+            )
             record.aggregate_seconds = time.monotonic() - started - replies.wait_seconds
             record.clients_seconds = replies.wait_seconds
             if new_arrays is not None:
