@@ -17,6 +17,10 @@
 #                    also install Debian's docker-compose with apt-get (root only) for the
 #                    compose-file checks of tests/test_manifests.py, which are skipped
 #                    without it [0]
+#   INSTALL_PODMAN=1 also install Debian's podman, runc and debootstrap with apt-get (root
+#                    only) for the container end-to-end tests (tests/test_e2e_containers.py,
+#                    tests/test_e2e_kubernetes.py; they need docker-compose too), which are
+#                    skipped without them [0]
 #   DRY_RUN=1        print the install commands instead of running them
 #
 # torch is pinned to the release this project is tested with and installed
@@ -50,6 +54,22 @@ if [ "${INSTALL_DOCKER_COMPOSE:-0}" = 1 ]; then
 elif ! command -v docker-compose >/dev/null; then
     echo "note: no docker-compose; the compose-file checks will be skipped" \
         "(INSTALL_DOCKER_COMPOSE=1 installs it with apt-get, as root)" >&2
+fi
+if [ "${INSTALL_PODMAN:-0}" = 1 ]; then
+    missing=()
+    for tool in podman runc debootstrap; do # runc and debootstrap live in /usr/sbin
+        command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        :
+    elif ! command -v apt-get >/dev/null || [ "$(id -u)" != 0 ]; then
+        echo "warning: INSTALL_PODMAN=1 needs apt-get and root; skipped" >&2
+    else
+        echo "installing Debian's ${missing[*]} with apt-get (INSTALL_PODMAN=1)" >&2
+        run apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+            { run apt-get update -q >/dev/null 2>&1 && run apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; } ||
+            echo "warning: could not install ${missing[*]}; the container tests will be skipped" >&2
+    fi
 fi
 [ "${DRY_RUN:-0}" = 1 ] ||
     python -c "import flwr, torch; print(f'ready: flwr {flwr.__version__}, torch {torch.__version__} in $venv')"

@@ -237,3 +237,19 @@ def test_docs_bring_the_federation_up_without_rebuilding() -> None:
     readme = (DOCKER / "README.md").read_text()
     assert "docker build -f deploy/docker/Dockerfile -t fedavg-superexec:0.1.0 ." in readme
     assert "deploy/docker/prepare.sh --tls" in readme
+
+
+def test_pods_of_flower_images_can_read_their_secrets_and_write_their_claims() -> None:
+    # Flower's images run as uid/gid 49999; kubelet mounts Secrets root-owned, so a key
+    # that is not world-readable needs fsGroup 49999, and so does a writable claim.
+    for name, doc in manifests():
+        if doc["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        fs_group = pod.get("securityContext", {}).get("fsGroup")
+        for volume in pod["volumes"]:
+            private = "secret" in volume and volume["secret"].get("defaultMode", 0o644) & 0o4 == 0
+            claim = volume.get("persistentVolumeClaim", {})
+            writable = bool(claim) and not claim.get("readOnly", False)
+            if private or writable:
+                assert fs_group == 49999, (name, volume["name"])

@@ -16,7 +16,7 @@ def dry_run(tmp_path: Path, **env: str) -> list[str]:
             **{
                 k: v
                 for k, v in os.environ.items()
-                if k not in ("TORCH_INDEX", "INSTALL_DOCKER_COMPOSE")
+                if k not in ("TORCH_INDEX", "INSTALL_DOCKER_COMPOSE", "INSTALL_PODMAN")
             },
             "DRY_RUN": "1",
             "VENV": str(tmp_path / "venv"),
