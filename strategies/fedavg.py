@@ -231,6 +231,7 @@ class FederatedAveraging(Strategy):
             messages = hooks.configure_train(t, arrays, _copy(train_config), grid)
             # Fold: each valid reply joins the n_k-weighted sum as it is pulled.
             replies = self._stream(grid, messages, timeout=timeout)
+            sent = time.monotonic()
             new_arrays, _ = hooks.aggregate_train(t, replies if hooks is self else list(replies))
             record = self.records[t]
             log(
@@ -241,7 +242,8 @@ class FederatedAveraging(Strategy):
                 replies.polls,
                 replies.largest_pull,
             )
-            record.aggregate_seconds = time.monotonic() - started - replies.wait_seconds
+            # Waiting for replies and folding them interleave: the fold's share is the rest.
+            record.aggregate_seconds = time.monotonic() - sent - replies.wait_seconds
             record.clients_seconds = replies.wait_seconds
             if new_arrays is not None:
                 arrays = new_arrays
