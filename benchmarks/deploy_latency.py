@@ -1,14 +1,27 @@
-"""The same experiment on the two engines: accuracy curves and wall time per round.
+"""Seconds per round: simulation, the local federation with Flower's executor, and with ours.
 
-    FEDAVG_DATA_DIR=/path/to/data python -m benchmarks.deploy_latency --nodes 10 --rounds 3
+    FEDAVG_DATA_DIR=/path/to/data python -m benchmarks.deploy_latency [--rounds 5]
 
-runs ``deploy/simulation/run.sh`` (Ray, ``num-supernodes=K``) and
-``deploy/local/run.sh`` (a real SuperLink and K SuperNodes on loopback, TLS
-and node authentication, each node holding its own prepared partition) with
-the same run config, once more with Flower's 3 s reply polling
-(``FEDAVG_POLL_INTERVAL=3``) unless ``--skip-flower-polling``, and prints the
-per-round accuracy and seconds of each, the largest accuracy difference, and
-the start-up cost of one ClientApp process (what a SuperNode pays per message).
+For each task (the paper's MNIST 2NN and CNN) runs the same experiment, side
+by side in one invocation, on three engines:
+
+- ``simulation``: ``deploy/simulation/run.sh`` (Ray, ``num-supernodes=K``);
+- ``flower``: ``deploy/local/run.sh`` with ``EXECUTOR=flower``: a real
+  SuperLink and K SuperNodes on loopback (TLS, node authentication, each node
+  holding its own prepared partition), Flower's SuperExec starting a fresh
+  ``flwr-clientapp`` process per message;
+- ``warm``: the same federation with ``EXECUTOR=warm`` (the default): the
+  warm executor (clients/warm_executor.py) forking a child per message.
+
+K=3 SuperNodes, C=1 (every node every round), E=1, B=10 unless
+``--run-config`` says otherwise. Prints per engine the seconds per round
+(the median of rounds 2..R: round 1 pays one-off start-up), the largest
+accuracy difference to simulation over all rounds (the curves must be
+identical), the per-task start-up (acquired -> app code running: measured by
+the warm executor for each task; for Flower's executor, a fresh interpreter
+importing the ClientApp, which it pays per task before its own steps), and
+the load average before and after each run: on a shared machine the figures
+move with it.
 """
 
 from __future__ import annotations
@@ -16,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +39,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+ENGINES = {  # label -> (deploy script directory, extra environment)
+    "simulation": ("simulation", {}),
+    "flower": ("local", {"EXECUTOR": "flower"}),
+    "warm": ("local", {"EXECUTOR": "warm"}),
+}
+TASK_LINE = re.compile(r"task \d+ completed: (.*)")
 
 
 def run(engine: str, nodes: int, run_config: str, work: Path, env_extra: dict[str, str]) -> float:
@@ -48,65 +69,112 @@ def rows(results: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (results / "metrics.jsonl").read_text().splitlines()]
 
 
-def clientapp_startup() -> float:
-    """Seconds for a fresh Python process to import the ClientApp (torch, flwr, the app)."""
+def seconds_per_round(curve: list[dict[str, Any]]) -> float:
+    """The median wall time of rounds 2..R (row 0 is w_0, row 1 round 1)."""
+    return statistics.median(row["seconds"] for row in curve[2:])
+
+
+def warm_task_steps(logs: Path) -> dict[str, float]:
+    """Median seconds from a task's acquisition to each step, over the warm executors' logs."""
+    steps: dict[str, list[float]] = {}
+    for log in logs.glob("*.executor.log"):
+        for match in TASK_LINE.finditer(log.read_text()):
+            for part in match.group(1).split(", "):
+                name, value, _ = part.split()
+                steps.setdefault(name, []).append(float(value))
+    return {name: statistics.median(values) for name, values in steps.items()}
+
+
+def fresh_clientapp_import() -> float:
+    """Seconds for a fresh interpreter to import the ClientApp (torch, flwr, the app)."""
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", "import clients.app"], cwd=REPO, check=True)
     return time.monotonic() - started
 
 
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nodes", type=int, default=10, help="K (default: 10)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--run-config", default="fraction-train=0.3 batch-size=50 local-epochs=1")
-    parser.add_argument("--skip-flower-polling", action="store_true")
+    parser.add_argument("--nodes", type=int, default=3, help="K (default: 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="R (default: 5)")
+    parser.add_argument("--tasks", default="mnist-2nn,mnist-cnn")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--run-config", default="fraction-train=1.0 local-epochs=1 batch-size=10")
     parser.add_argument("--port", type=int, default=9540, help="SuperLink ports start here")
     args = parser.parse_args()
     if not os.environ.get("FEDAVG_DATA_DIR"):
         raise SystemExit("set FEDAVG_DATA_DIR to a directory holding mnist/")
+    if args.rounds < 2:
+        raise SystemExit("--rounds must be at least 2 (round 1 is not timed)")
     tmp = Path(tempfile.mkdtemp(prefix="deploy-latency-"))
-    engines: list[tuple[str, str, dict[str, str]]] = [
-        ("simulation", "simulation", {}),
-        ("local", "local", {}),
-    ]
-    if not args.skip_flower_polling:
-        engines.append(("local, 3 s polling", "local", {"FEDAVG_POLL_INTERVAL": "3"}))
-    curves: dict[str, list[dict[str, Any]]] = {}
-    walls: dict[str, float] = {}
-    for i, (label, engine, extra) in enumerate(engines):
-        work = tmp / f"run{i}"
-        config = (
-            f"{args.run_config} num-server-rounds={args.rounds} "
-            f"results-dir='{work / 'results'}' run-name='r'"
-        )
-        env = {
-            **extra,
-            "SUPERLINK_PORT": str(args.port + 10 * i),
-            "FLWR_HOME": str(work / "flwr_home"),
-            "WORK_DIR": str(work),
-        }
-        walls[label] = run(engine, args.nodes, config, work, env)
-        curves[label] = rows(work / "results" / "r")
-        print(f"{label}: {walls[label]:.1f} s wall (log {work.with_suffix('.log')})", flush=True)
+    engines = [e for e in args.engines.split(",") if e]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"{when}, {os.cpu_count()} CPUs, K={args.nodes}, R={args.rounds}, {args.run_config}; "
+          f"work in {tmp}", flush=True)  # fmt: skip
+    table: list[dict[str, Any]] = []
+    for task in [t for t in args.tasks.split(",") if t]:
+        curves: dict[str, list[dict[str, Any]]] = {}
+        for engine in engines:
+            directory, extra = ENGINES[engine]
+            work = tmp / f"{task}-{engine}"
+            config = (
+                f"task='{task}' {args.run_config} num-server-rounds={args.rounds} "
+                f"results-dir='{work / 'results'}' run-name='r'"
+            )
+            env = {
+                **extra,
+                "SUPERLINK_PORT": str(args.port + 10 * len(table)),
+                "FLWR_HOME": str(work / "flwr_home"),
+                "WORK_DIR": str(work),
+            }
+            before = load()
+            wall = run(directory, args.nodes, config, work, env)
+            curves[engine] = rows(work / "results" / "r")
+            startup = (
+                warm_task_steps(work / "logs").get("app", float("nan"))
+                if engine == "warm"
+                else fresh_clientapp_import()
+                if engine == "flower"
+                else float("nan")
+            )
+            row = {
+                "task": task,
+                "engine": engine,
+                "s_per_round": seconds_per_round(curves[engine]),
+                "startup_s": startup,
+                "wall_s": wall,
+                "load_before": before,
+                "load_after": load(),
+                "rounds_s": [round(r["seconds"], 2) for r in curves[engine][1:]],
+            }
+            if engine == "warm":
+                row["warm_steps_s"] = warm_task_steps(work / "logs")
+            table.append(row)
+            print(json.dumps(row), flush=True)
+        for row in table:  # the curves must be the simulation's (once all engines ran)
+            if row["task"] == task and "simulation" in curves:
+                row["max_acc_gap"] = max(
+                    abs(a["test_accuracy"] - b["test_accuracy"])
+                    for a, b in zip(curves["simulation"], curves[row["engine"]], strict=True)
+                )
 
-    labels = list(curves)
-    print("\nround | " + " | ".join(f"{lab} acc, s" for lab in labels))
-    for r in range(args.rounds + 1):
-        cells = [
-            f"{curves[lab][r]['test_accuracy']:.4f}, {curves[lab][r]['seconds']:5.2f}"
-            for lab in labels
-        ]
-        print(f"{r:5d} | " + " | ".join(cells))
-    reference = curves["simulation"]
-    for lab in labels[1:]:
-        pairs = zip(reference, curves[lab], strict=True)
-        gap = max(abs(a["test_accuracy"] - b["test_accuracy"]) for a, b in pairs)
-        mean_s = sum(row["seconds"] for row in curves[lab][1:]) / args.rounds
-        print(f"{lab}: max |accuracy - simulation| = {gap:.6f}, {mean_s:.2f} s/round")
-    sim_s = sum(row["seconds"] for row in reference[1:]) / args.rounds
-    print(f"simulation: {sim_s:.2f} s/round")
-    print(f"one ClientApp process start-up (import clients.app): {clientapp_startup():.2f} s")
+    print("\n| task | engine | s/round (median r2..R) | task start-up s | max acc gap "
+          "| load 1/5/15 min |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for r in table:
+        gap = r.get("max_acc_gap", float("nan"))
+        print(f"| {r['task']} | {r['engine']} | {r['s_per_round']:.2f} | {r['startup_s']:.2f} | "
+              f"{gap:.6f} | {r['load_before']} -> {r['load_after']} |")  # fmt: skip
+    for task in {r["task"] for r in table}:
+        by = {r["engine"]: r["s_per_round"] for r in table if r["task"] == task}
+        if "flower" in by and "warm" in by:
+            line = f"{task}: Flower's executor / warm = {by['flower'] / by['warm']:.1f}x"
+            if "simulation" in by:
+                line += f"; warm - simulation = {by['warm'] - by['simulation']:+.2f} s/round"
+            print(line)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,17 @@ pushes the reply Flower would give once the task's heartbeat expires
 (``ErrorCode.CLIENT_APP_CRASHED``) and marks the task failed, instead of
 leaving the round waiting for the expiry. This process survives both.
 
-The app's own modules are imported fresh from the FAB in every task (a
-module imported here would shadow the FAB's copy, since Flower's loader
-takes ``sys.modules`` as it finds it): ``--preload`` imports the app once at
-start-up only to pull in its heavy dependencies, then drops the app's modules.
+What a task would otherwise repeat is done once: ``--preload`` imports the
+app at start-up to pull in its heavy dependencies (torch, numpy, flwr), then
+drops the app's own modules (a module imported here would shadow the FAB's
+copy: Flower's loader takes ``sys.modules`` as it finds it). Once a task has
+loaded a FAB's ClientApp, this process imports that module from the FAB's
+installed directory, so later tasks find it imported; a task of another FAB
+drops those modules and imports its own. A FAB that an earlier task installed
+is not unzipped and verified again (Flower keeps the first installation of a
+hash too). Each task's steps are logged: seconds from acquiring the task to
+the fork, the message pulled, the FAB installed, the ClientApp loaded (app
+code runs next), the reply pushed, the task finished.
 
 Run it beside a SuperNode started with ``--isolation process``::
 
@@ -42,9 +49,14 @@ Flower internals relied on (flwr 1.42, pinned ``<1.43``; listed in
   ``flwr.supercore.superexec.executor.types``: ``get_eligible_capacity``,
   ``wait_for_capacity``, ``launch(ExecutionSpec)``, ``reconcile``, ``close``).
 - ``flwr.supernode.runtime.run_clientapp``: ``run_clientapp(...)``, and the
-  module-level ``pull_task_input``, ``install_from_fab``, ``push_message``
-  and ``push_task_output`` it calls (wrapped in the child to report progress;
-  the latter two also push a dead task's error reply).
+  module-level ``pull_task_input``, ``install_from_fab``,
+  ``get_load_client_app_fn``, ``push_message`` and ``push_task_output`` it
+  calls (wrapped in the child to report progress; the last two also push a
+  dead task's error reply).
+- ``flwr.supercore.object_ref.load_app`` takes a module found in
+  ``sys.modules`` as it is: a child drops the app modules that do not come
+  from its own FAB's directory before the ClientApp is loaded.
+- ``flwr.common.config.get_project_config`` (the FAB's ClientApp reference).
 - ``flwr.supercore.exit.exit_handler.registered_exit_handlers`` (a child
   drops the handlers it inherits, which would close the parent's client and
   stop its siblings).
@@ -55,6 +67,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import hashlib
 import importlib
 import inspect
 import logging
@@ -107,6 +120,12 @@ FLWR_INTERNALS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
         ),
     ),
     ("flwr.supernode.runtime.run_clientapp", "pull_task_input", ("client",)),
+    (
+        "flwr.supernode.runtime.run_clientapp",
+        "get_load_client_app_fn",
+        ("default_app_ref", "app_path", "multi_app"),
+    ),
+    ("flwr.common.config", "get_project_config", ("project_dir",)),
     ("flwr.supernode.runtime.run_clientapp", "install_from_fab", ("fab_file", "skip_prompt")),
     ("flwr.supernode.runtime.run_clientapp", "push_message", ("client", "message", "context")),
     (
@@ -162,12 +181,17 @@ class Event(enum.IntEnum):
 
     STARTED = 1  # the child runs (payload: time.time())
     PULLED = 2  # the message is pulled (payload: (time, message proto without content))
-    INSTALLED = 3  # the FAB is installed (payload: time)
-    REPLIED = 4  # the reply is pushed (payload: time)
-    FINISHED = 5  # the task output is pushed (payload: time)
+    INSTALLED = 3  # the FAB is installed (payload: (time, FAB hash, app directory))
+    LOADED = 4  # the ClientApp is loaded: app code runs next (payload: time)
+    REPLIED = 5  # the reply is pushed (payload: time)
+    FINISHED = 6  # the task output is pushed (payload: time)
 
 
 _HEADER = struct.Struct("!BI")
+
+# FAB hash -> the directory an earlier task installed it in. Filled in the parent from
+# its children's reports; a child inherits it with the fork.
+INSTALLED_FABS: dict[str, Path] = {}
 
 
 def _write_event(fd: int, event: Event, payload: object) -> None:
@@ -216,6 +240,7 @@ def _install_hooks(events_fd: int) -> None:
 
     original_pull = runtime.pull_task_input
     original_install = runtime.install_from_fab
+    original_loader = runtime.get_load_client_app_fn
     original_push = runtime.push_message
     original_output = runtime.push_task_output
 
@@ -225,12 +250,29 @@ def _install_hooks(events_fd: int) -> None:
         _write_event(events_fd, Event.PULLED, (time.time(), proto.SerializeToString()))
         return message, context, run, fab
 
-    def install_from_fab(*args: Any, **kwargs: Any) -> Path:
-        app_dir = Path(original_install(*args, **kwargs))
+    def install_from_fab(fab_file: Any, *args: Any, **kwargs: Any) -> Path:
+        fab_hash = hashlib.sha256(fab_file).hexdigest() if isinstance(fab_file, bytes) else ""
+        known = INSTALLED_FABS.get(fab_hash)
+        if known is not None and known.is_dir():
+            # Installed (unzipped, hashes verified) by an earlier task of this executor:
+            # Flower would unzip and verify the same bytes again, then keep that directory.
+            app_dir = known
+        else:
+            app_dir = Path(original_install(fab_file, *args, **kwargs))
         for name in _app_modules(app_dir):
             del sys.modules[name]
-        _write_event(events_fd, Event.INSTALLED, time.time())
+        _write_event(events_fd, Event.INSTALLED, (time.time(), fab_hash, str(app_dir)))
         return app_dir
+
+    def get_load_client_app_fn(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+        load = original_loader(*args, **kwargs)
+
+        def load_and_report(*load_args: Any) -> Any:
+            client_app = load(*load_args)
+            _write_event(events_fd, Event.LOADED, time.time())
+            return client_app
+
+        return load_and_report
 
     def push_message(*args: Any, **kwargs: Any) -> None:
         original_push(*args, **kwargs)
@@ -242,6 +284,7 @@ def _install_hooks(events_fd: int) -> None:
 
     runtime.pull_task_input = pull_task_input  # type: ignore[assignment]
     runtime.install_from_fab = install_from_fab  # type: ignore[assignment]
+    runtime.get_load_client_app_fn = get_load_client_app_fn  # type: ignore[assignment]
     runtime.push_message = push_message  # type: ignore[assignment]
     runtime.push_task_output = push_task_output  # type: ignore[assignment]
 
@@ -323,20 +366,24 @@ class ForkExecutor:
     """Flower's ``Executor`` protocol, starting each ClientApp task by ``os.fork()``.
 
     ``max_tasks`` caps the tasks running at once (None: no cap, as Flower's
-    subprocess executor); ``on_task_done(task_id, timings, outcome)`` is told
-    each task's end, for logs and tests.
+    subprocess executor). With ``warm_app``, once a task has loaded a FAB's
+    ClientApp, this process imports that ClientApp's module from the FAB's
+    directory too, so that later tasks of the FAB find it imported.
+    ``on_task_done(task_id, timings, outcome)`` is told each task's end.
     """
 
     def __init__(
         self,
         *,
         max_tasks: int | None = None,
+        warm_app: bool = True,
         on_task_done: Callable[[int, dict[str, float], str], None] | None = None,
     ) -> None:
         from flwr.supercore.constant import TaskType
 
         self._client_app = TaskType.CLIENT_APP
         self.max_tasks = max_tasks
+        self.warm_app = warm_app
         self.on_task_done = on_task_done
         self.tasks: dict[int, _Task] = {}
         self.completed = 0
@@ -417,6 +464,12 @@ class ForkExecutor:
     # ---------------------------------------------------------------------------------
     def _finish(self, task: _Task, status: int) -> None:
         timings = task_timings(task.launched, task.events)
+        if Event.INSTALLED in task.events:
+            _, fab_hash, app_dir = task.events[Event.INSTALLED]
+            if fab_hash:
+                INSTALLED_FABS[fab_hash] = Path(app_dir)
+            if self.warm_app and Event.LOADED in task.events:
+                warm_app(Path(app_dir))
         if Event.FINISHED in task.events:
             outcome = "completed" if os.waitstatus_to_exitcode(status) == 0 else "failed"
             self.completed += 1
@@ -443,9 +496,10 @@ class ForkExecutor:
 def task_timings(launched: float, events: dict[Event, Any]) -> dict[str, float]:
     """Seconds from the launch to each step the child reported (cumulative)."""
     marks = {
-        "start": events.get(Event.STARTED),
+        "forked": events.get(Event.STARTED),
         "pulled": (events.get(Event.PULLED) or (None,))[0],
-        "fab": events.get(Event.INSTALLED),
+        "fab": (events.get(Event.INSTALLED) or (None,))[0],
+        "app": events.get(Event.LOADED),
         "replied": events.get(Event.REPLIED),
         "finished": events.get(Event.FINISHED),
     }
@@ -505,6 +559,38 @@ def report_crash(spec: Any, events: dict[Event, Any], reason: str) -> None:
 
 
 # --- start-up -------------------------------------------------------------------------
+
+
+_WARM_APP_DIR: list[Path] = []  # the FAB directory whose ClientApp this process holds
+
+
+def warm_app(app_dir: Path) -> None:
+    """Import the ClientApp module of the FAB in ``app_dir`` here, for later forks.
+
+    Only after a task loaded it without error. A child checks, after the FAB
+    install, that each app module it holds comes from its own FAB's directory
+    and drops those that do not, so another FAB (or version) loads its own.
+    """
+    if _WARM_APP_DIR == [app_dir]:
+        return
+    try:
+        from flwr.common.config import get_project_config
+
+        reference = get_project_config(app_dir)["tool"]["flwr"]["app"]["components"]["clientapp"]
+        for name in _app_modules(app_dir):
+            del sys.modules[name]
+        for old in _WARM_APP_DIR:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(old))
+        sys.path.insert(0, str(app_dir))
+        _WARM_APP_DIR[:] = [app_dir]
+        started = time.monotonic()
+        importlib.import_module(reference.partition(":")[0])
+        LOGGER.info("imported %s from %s in %.2f s", reference, app_dir, time.monotonic() - started)
+    except Exception as error:  # the tasks import it themselves, as without warming
+        LOGGER.warning("could not import the ClientApp of %s here: %s", app_dir, error)
+        for name in _app_modules(app_dir):
+            del sys.modules[name]
 
 
 def _interpreter_paths() -> tuple[str, ...]:
@@ -577,6 +663,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-tasks", type=int, default=None, help="tasks running at once [no limit]"
     )
+    parser.add_argument(
+        "--no-warm-app",
+        dest="warm_app",
+        action="store_false",
+        help="do not import a FAB's ClientApp here after its first task (each task imports it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -604,7 +696,7 @@ def main(argv: list[str] | None = None) -> None:
         from flwr.supercore.auth import load_superexec_auth_secret
 
         secret = load_superexec_auth_secret(secret_file=args.superexec_auth_secret_file)
-    use_fork_executor(ForkExecutor(max_tasks=args.max_tasks))
+    use_fork_executor(ForkExecutor(max_tasks=args.max_tasks, warm_app=args.warm_app))
     superexec.run_superexec(
         runtime_api_address=args.runtime_api_address,
         insecure=args.insecure,

@@ -18,6 +18,7 @@ from collections import Counter
 from strategies.fedavg import RoundRecord
 
 _NODE_PREFIX = re.compile(r"^node -?\d+: ")
+_NUMBER = re.compile(r"\d+")
 
 
 class NoUpdateError(RuntimeError):
@@ -25,13 +26,22 @@ class NoUpdateError(RuntimeError):
 
 
 def summarise_rejections(records: list[RoundRecord], *, most: int = 3) -> str:
-    """The distinct rejection reasons over ``records``, most frequent first, with counts."""
-    reasons = Counter(_NODE_PREFIX.sub("", r) for rec in records for r in rec.rejections)
+    """The distinct rejection reasons over ``records``, most frequent first, with counts.
+
+    Reasons that differ only in their numbers (round, partition, a path's index) count
+    as one; the first one seen stands for them.
+    """
+    reasons: Counter[str] = Counter()
+    example: dict[str, str] = {}
+    for reason in (_NODE_PREFIX.sub("", r) for rec in records for r in rec.rejections):
+        kind = _NUMBER.sub("#", reason)
+        reasons[kind] += 1
+        example.setdefault(kind, reason)
     replied = sum(rec.clients_replied for rec in records)
     sampled = sum(rec.clients_sampled for rec in records)
     if not reasons:
         return f"{replied} of {sampled} sampled clients replied, none rejected"
-    parts = [f"{count}x {reason}" for reason, count in reasons.most_common(most)]
+    parts = [f"{count}x {example[kind]}" for kind, count in reasons.most_common(most)]
     if len(reasons) > most:
         parts.append(f"and {len(reasons) - most} other reason(s)")
     rejected = sum(reasons.values())

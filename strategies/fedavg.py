@@ -38,6 +38,7 @@ of failing the run.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from logging import INFO, WARNING
@@ -230,9 +231,19 @@ class FederatedAveraging(Strategy):
             messages = hooks.configure_train(t, arrays, _copy(train_config), grid)
             # Fold: each valid reply joins the n_k-weighted sum as it is pulled.
             replies = self._stream(grid, messages, timeout=timeout)
+            sent = time.monotonic()
             new_arrays, _ = hooks.aggregate_train(t, replies if hooks is self else list(replies))
             record = self.records[t]
-            record.aggregate_seconds = time.monotonic() - started - replies.wait_seconds
+            log(
+                INFO,
+                "round %d: %d replies pulled in %d polls, at most %d at once",
+                t,
+                record.clients_replied,
+                replies.polls,
+                replies.largest_pull,
+            )
+            # Waiting for replies and folding them interleave: the fold's share is the rest.
+            record.aggregate_seconds = time.monotonic() - sent - replies.wait_seconds
             record.clients_seconds = replies.wait_seconds
             if new_arrays is not None:
                 arrays = new_arrays
@@ -322,6 +333,12 @@ class FederatedAveraging(Strategy):
                     m.metadata.message_id: m.metadata.dst_node_id for m in self._train_messages
                 }
             fold.add(reply, sent_to.get(reply.metadata.reply_to_message_id, _source(reply)))
+            # Flower's typed views (content.array_records, used by Flower's own strategies
+            # and wrappers) put a reply in a reference cycle: its arrays would wait for the
+            # cyclic GC, one model per reply. ``strategies.replies`` avoids the views; this
+            # frees what other code may have left, before the next reply arrives.
+            del reply
+            gc.collect(1)
         record.clients_replied, record.bytes_up = fold.replied, fold.bytes_up
         record.clients_rejected, record.rejections = len(fold.rejections), fold.rejections
         metrics: dict[str, int | float | list[int] | list[float]] = {

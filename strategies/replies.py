@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from logging import WARNING
 
-from flwr.app import Message
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.common.logger import log
 
 from protocol.messages import (
@@ -53,12 +53,15 @@ def parse_train_reply(
     if reply.has_error():
         reason = (reply.error.reason or "").strip().splitlines()
         return f"error code {reply.error.code}: {reason[-1] if reason else ''}"[:500]
+    # Direct item access: Flower's typed views (``content.array_records``) put the
+    # reply in a reference cycle, which would keep its arrays until the cyclic GC runs.
     content = reply.content
-    if ARRAYS_KEY not in content.array_records:
+    record = content.get(ARRAYS_KEY)
+    if not isinstance(record, ArrayRecord):
         return f"no ArrayRecord {ARRAYS_KEY!r}"
-    if METRICS_KEY not in content.metric_records:
+    metrics = content.get(METRICS_KEY)
+    if not isinstance(metrics, MetricRecord):
         return f"no MetricRecord {METRICS_KEY!r}"
-    metrics = content.metric_records[METRICS_KEY]
     num_examples = metrics.get(NUM_EXAMPLES_KEY)
     problem = check_num_examples(num_examples, max_examples=max_examples)
     if problem is not None:
@@ -67,7 +70,7 @@ def parse_train_reply(
     problem = check_finite(TRAIN_LOSS_KEY, loss)
     if problem is not None:
         return problem
-    arrays = to_named_arrays(content.array_records[ARRAYS_KEY])
+    arrays = to_named_arrays(record)
     problem = check_arrays(arrays, expected, reference=reference, max_update_norm=max_update_norm)
     if problem is not None:
         return problem
@@ -102,8 +105,8 @@ class TrainFold:
         """Validate ``reply`` and fold it in, or count and log why not."""
         self.replied += 1
         if reply.has_content():
-            arrays_record = reply.content.array_records.get(ARRAYS_KEY)
-            if arrays_record is not None:
+            arrays_record = reply.content.get(ARRAYS_KEY)
+            if isinstance(arrays_record, ArrayRecord):
                 self.bytes_up += arrays_record.count_bytes()
         if sender in self._seen:
             parsed: TrainReply | str = "duplicate reply"
@@ -153,9 +156,9 @@ def parse_evaluate_reply(reply: Message) -> tuple[int, float, float] | str:
     """(n_k, loss, accuracy) of a federated-evaluation reply, or why it is unusable."""
     if reply.has_error():
         return f"error code {reply.error.code}"
-    if METRICS_KEY not in reply.content.metric_records:
+    metrics = reply.content.get(METRICS_KEY)
+    if not isinstance(metrics, MetricRecord):
         return f"no MetricRecord {METRICS_KEY!r}"
-    metrics = reply.content.metric_records[METRICS_KEY]
     n, loss, accuracy = (
         metrics.get(NUM_EXAMPLES_KEY),
         metrics.get(EVAL_LOSS_KEY),

@@ -54,6 +54,8 @@ class ReplyStream:
         self._sleep = sleep
         self.sent: dict[str, int] = {}
         self.wait_seconds = 0.0
+        self.polls = 0
+        self.largest_pull = 0  # replies handed over by one pull: what waited at once
         self._started = False
 
     def __iter__(self) -> Iterator[Message]:
@@ -77,6 +79,8 @@ class ReplyStream:
         self.wait_seconds += waited_since - began
         while pending:
             pulled = list(self._grid.pull_messages(list(pending)))
+            self.polls += 1
+            self.largest_pull = max(self.largest_pull, len(pulled))
             for reply in pulled:
                 pending.discard(reply.metadata.reply_to_message_id)
             self.wait_seconds += clock() - waited_since

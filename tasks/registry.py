@@ -19,6 +19,7 @@ from tasks.base import Task
 TASK_PACKAGES = (
     "tasks.mnist",
     "tasks.shakespeare",
+    "tasks.bench",  # benchmark-only: a ~50 MB model on synthetic data
 )
 
 

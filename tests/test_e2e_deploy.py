@@ -1,7 +1,8 @@
 """End to end: a real federation on loopback, TLS and SuperNode authentication on.
 
 deploy/local/run.sh starts a SuperLink and 3 SuperNodes, each holding its own
-prepared partition of real MNIST (3 of K=100, 600 examples each), probes a
+prepared partition of real MNIST (3 of K=100, 600 examples each) and its
+ClientApps run by the warm executor (EXECUTOR=flower: Flower's), probes a
 SuperNode whose key was never registered (it must be refused), runs 4 rounds
 with C=1, kills one SuperNode with SIGKILL while it trains in round 2, and
 checks the final status with `flwr ls`; the results the ServerApp wrote are
@@ -22,6 +23,9 @@ from tests.conftest import REPO, real_mnist_dir
 
 pytestmark = pytest.mark.e2e
 SCRIPT = REPO / "deploy" / "local" / "run.sh"
+# The SuperLink's port (the SuperNodes' runtime ports follow it); override where several
+# checkouts run the suite at once. EXECUTOR (warm, the default, or flower) passes through.
+PORT = int(os.environ.get("FEDAVG_E2E_DEPLOY_PORT", "9500"))
 
 
 def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
@@ -34,8 +38,8 @@ def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "FEDAVG_DATA_DIR": str(data.parent),
         "WORK_DIR": str(tmp_path / "work"),
-        "SUPERLINK_PORT": "9500",
-        "SUPERNODE_PORT": "9505",
+        "SUPERLINK_PORT": str(PORT),
+        "SUPERNODE_PORT": str(PORT + 5),
         "NUM_PARTITIONS": "100",
         "PROBE_UNREGISTERED": "1",
         "KILL_SUPERNODE": "2",
@@ -61,6 +65,7 @@ def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
     assert "finished:completed" in done.stdout, output
     assert "unregistered SuperNode refused" in done.stdout, output
     assert "TLS=1, auth=1" in done.stdout
+    assert f"executor={os.environ.get('EXECUTOR', 'warm')}" in done.stdout
     assert "killed supernode-002" in done.stdout and "mid-round" in done.stdout, output
     summary = json.loads((results / "e2e" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds_completed"] == 4

@@ -48,6 +48,13 @@ def test_the_guard_fails_after_n_consecutive_rounds_and_summarises_reasons() -> 
     assert "6 of 6 sampled clients' replies rejected: 5x bad data; 1x timeout" in message
 
 
+def test_reasons_that_differ_only_in_numbers_count_as_one() -> None:
+    guard = StallGuard(2)
+    guard(stalled(1, "injected failure in round 1 on partition 4"))
+    with pytest.raises(NoUpdateError, match=r"2x injected failure in round 1 on partition 4$"):
+        guard(stalled(2, "injected failure in round 2 on partition 0"))
+
+
 def test_an_update_resets_the_count_and_zero_turns_the_guard_off() -> None:
     guard = StallGuard(2)
     guard(stalled(1, "x"))

@@ -198,16 +198,25 @@ def test_stage_directions_over_lines_and_misprints_are_removed() -> None:
     assert strip_stage_directions(["[never closed"]) == []
 
 
-def test_a_poem_is_skipped_with_a_warning_naming_it(
+def test_poems_are_skipped_with_one_warning_naming_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "tempest_gut.txt").write_text(TEMPEST)
-    poem = tmp_path / "sonnets_gut.txt"
-    poem.write_text("THE SONNETS\n\nI\n\nFrom fairest creatures we desire increase,\n")
-    with caplog.at_level(logging.WARNING):
-        plays = read_plays([poem, tmp_path / "tempest_gut.txt"])
+    poems = [tmp_path / "sonnets_gut.txt", tmp_path / "venus_gut.txt"]
+    for poem in poems:
+        poem.write_text("THE SONNETS\n\nI\n\nFrom fairest creatures we desire increase,\n")
+    with caplog.at_level(logging.DEBUG):
+        plays = read_plays([*poems, tmp_path / "tempest_gut.txt"])
     assert [p.name for p in plays] == ["tempest"]
-    assert str(poem) in caplog.text and "not a play" in caplog.text
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and "2 file(s)" in record.getMessage()
+    assert all(str(poem) in record.getMessage() for poem in poems)
+    assert "not a play" in record.getMessage()
+    caplog.clear()
+    # ClientApps parse the corpus in every process: they report at DEBUG, not as warnings.
+    with caplog.at_level(logging.DEBUG):
+        read_plays(poems, report=logging.DEBUG)
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
 
 
 def test_an_unreadable_file_fails_with_its_path(tmp_path: Path) -> None:

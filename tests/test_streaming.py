@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,3 +91,36 @@ def test_a_stream_is_read_once() -> None:
     assert len(list(replies)) == 1
     with pytest.raises(RuntimeError, match="once"):
         iter(replies)
+
+
+def test_a_folded_reply_is_freed_before_the_next_one_arrives() -> None:
+    """The strategy keeps none of a round's replies: each is gone once folded in."""
+    import weakref
+
+    import numpy as np
+    from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+
+    from strategies.fedavg import FederatedAveraging
+    from tests.fakes import set_task_identity
+
+    set_task_identity()
+    strategy = FederatedAveraging(fraction_train=1.0)
+    strategy._global = {"w": np.zeros(1000, dtype=np.float32)}
+    instruction = Message(RecordDict(), dst_node_id=1, message_type="train")
+    folded: list[weakref.ref[Message]] = []
+
+    def replies() -> Iterator[Message]:
+        for k in range(5):
+            assert all(r() is None for r in folded), f"reply {len(folded)} still held"
+            arrays = ArrayRecord({"w": Array(np.full(1000, k, dtype=np.float32))})
+            metrics = MetricRecord({"num-examples": 1, "train-loss": 0.0})
+            content = RecordDict({"arrays": arrays, "metrics": metrics})
+            reply = Message(content, reply_to=instruction)
+            reply.metadata.__dict__["_src_node_id"] = 100 + k  # five distinct clients
+            folded.append(weakref.ref(reply))
+            yield reply
+            del reply
+
+    arrays, _ = strategy.aggregate_train(1, replies())
+    assert arrays is not None and strategy.records[1].clients_replied == 5
+    np.testing.assert_allclose(arrays["w"].numpy(), np.full(1000, 2.0))

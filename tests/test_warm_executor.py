@@ -45,6 +45,7 @@ from tests.conftest import REPO
 PORT = int(os.environ.get("FEDAVG_WARM_EXECUTOR_TEST_PORT", "9790"))
 NODE_ID = 1
 RUN_ID = 7
+RUN_V2 = 8  # a run of the same app with other code (VERSION = "v2")
 
 APP = """
 import os, signal
@@ -54,10 +55,13 @@ from flwr.clientapp import ClientApp
 
 app = ClientApp()
 OUT = Path(os.environ["WARMTEST_OUT"])
+VERSION = "v1"
+IMPORTED_BY = os.getpid()  # the process that imported this module
 
 @app.query("pid")
 def pid(msg, context):
-    (OUT / f"{msg.metadata.message_id}.pid").write_text(f"{os.getpid()} {os.getppid()}")
+    facts = f"{os.getpid()} {os.getppid()} {IMPORTED_BY} {VERSION}"
+    (OUT / f"{msg.metadata.message_id}.pid").write_text(facts)
     return Message(RecordDict(), reply_to=msg)
 
 @app.query("noop")
@@ -99,21 +103,28 @@ class FakeSuperNode:
 
     state: Any
     store: Any
-    fab_hash: str
+    fab_hashes: dict[int, str]
     out: Path
 
-    def send(self, action: str) -> str:
+    def send(self, action: str, run_id: int = RUN_ID) -> str:
         """Queue a ``query.<action>`` message and its task, as a SuperNode does on receipt."""
-        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = RUN_ID, 0, 1
+        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = run_id, 0, 1
         msg = Message(RecordDict(), dst_node_id=NODE_ID, message_type=f"query.{action}")
         _insert_message(msg, self.state, self.store)
-        self.state.create_task(task_type=TaskType.CLIENT_APP, run_id=RUN_ID, fab_hash=self.fab_hash)
+        self.state.create_task(
+            task_type=TaskType.CLIENT_APP, run_id=run_id, fab_hash=self.fab_hashes[run_id]
+        )
         return msg.metadata.message_id
+
+    def facts(self, message_id: str) -> tuple[int, int, int, str]:
+        """What the test app's ``pid`` handler wrote: pid, parent, importer, version."""
+        pid, ppid, importer, version = (self.out / f"{message_id}.pid").read_text().split()
+        return int(pid), int(ppid), int(importer), version
 
     def reply(self, message_id: str, timeout: float = 120.0) -> Message:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for reply in self.state.get_messages_legacy(run_ids=[RUN_ID], is_reply=True):
+            for reply in self.state.get_messages_legacy(run_ids=[RUN_ID, RUN_V2], is_reply=True):
                 if reply.metadata.reply_to_message_id == message_id:
                     return reply  # type: ignore[no-any-return]
             time.sleep(0.05)
@@ -123,23 +134,26 @@ class FakeSuperNode:
 @pytest.fixture(scope="module")
 def supernode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSuperNode]:
     root = tmp_path_factory.mktemp("warm")
-    app_dir = root / "app"
-    app_dir.mkdir()
-    (app_dir / "warmtest_app.py").write_text(APP)
-    (app_dir / "pyproject.toml").write_text(PYPROJECT)
-    content = build_fab_from_disk(app_dir)
-    fab = Fab(hashlib.sha256(content).hexdigest(), content, {})
     factory = NodeStateFactory(objectstore_factory=ObjectStoreFactory())
     state = factory.state()
     state.set_node_id(NODE_ID)
-    run = Run.create_empty(RUN_ID)
-    run.fab_id, run.fab_version, run.fab_hash = "fedavg-tests/warmtest", "1.0.0", fab.hash_str
-    state.store_run(run)
-    state.store_fab(fab)
-    state.set_run_series_context(
-        run.series_id,
-        Context(RUN_ID, NODE_ID, node_config={}, state=RecordDict(), run_config={}),
-    )
+    fab_hashes = {}
+    for series, (run_id, version) in enumerate([(RUN_ID, "v1"), (RUN_V2, "v2")]):
+        app_dir = root / f"app-{version}"
+        app_dir.mkdir()
+        (app_dir / "warmtest_app.py").write_text(APP.replace('"v1"', f'"{version}"'))
+        (app_dir / "pyproject.toml").write_text(PYPROJECT)
+        content = build_fab_from_disk(app_dir)
+        fab = Fab(hashlib.sha256(content).hexdigest(), content, {})
+        run = Run.create_empty(run_id)
+        run.fab_id, run.fab_version, run.fab_hash = "fedavg-tests/warmtest", "1.0.0", fab.hash_str
+        run.series_id = series
+        state.store_run(run)
+        state.store_fab(fab)
+        state.set_run_series_context(
+            series, Context(run_id, NODE_ID, node_config={}, state=RecordDict(), run_config={})
+        )
+        fab_hashes[run_id] = fab.hash_str
     server = uvicorn.Server(
         uvicorn.Config(create_app(state_factory=factory), host="127.0.0.1", port=PORT, workers=1)
     )
@@ -148,7 +162,7 @@ def supernode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSuperNod
     while not server.started:
         assert thread.is_alive(), "the Runtime API did not start"
         time.sleep(0.05)
-    yield FakeSuperNode(state, factory.objectstore_factory.store(), fab.hash_str, root / "out")
+    yield FakeSuperNode(state, factory.objectstore_factory.store(), fab_hashes, root / "out")
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -215,9 +229,33 @@ def test_a_task_runs_in_a_forked_child_through_flowers_runtime(
     message_id = supernode.send("pid")
     reply = supernode.reply(message_id)
     assert not reply.has_error(), reply.error
-    child, parent = map(int, (supernode.out / f"{message_id}.pid").read_text().split())
+    child, parent, importer, version = supernode.facts(message_id)
     assert parent == executor.pid and child != executor.pid  # forked, not a new interpreter
+    assert importer == child and version == "v1"  # the first task imports the app itself
     assert settle(executor.pid) == []  # reaped: no zombie left behind
+
+
+def test_later_tasks_find_the_app_imported_and_another_fab_runs_its_own_code(
+    supernode: FakeSuperNode, executor: subprocess.Popen[str]
+) -> None:
+    def run(run_id: int) -> tuple[int, int, int, str]:
+        # A reply can arrive before its task's process is reaped, which is when the
+        # executor imports the app: start each task once the previous one is gone.
+        assert settle(executor.pid) == []
+        message_id = supernode.send("pid", run_id)
+        assert not supernode.reply(message_id).has_error()
+        return supernode.facts(message_id)
+
+    supernode.reply(supernode.send("noop"))  # the app of run 7 has been loaded once
+    _, _, importer, version = run(RUN_ID)
+    assert importer == executor.pid and version == "v1"  # imported once, in the executor
+    # Same module names, other code: the warm v1 modules must not shadow the FAB's.
+    child, _, importer, version = run(RUN_V2)
+    assert version == "v2" and importer == child
+    _, _, importer, version = run(RUN_V2)
+    assert version == "v2" and importer == executor.pid
+    _, _, _, version = run(RUN_ID)
+    assert version == "v1"
 
 
 def test_a_raising_task_gets_flowers_error_reply_and_the_executor_goes_on(
@@ -281,3 +319,39 @@ def test_the_flwr_internals_the_executor_hooks_into_are_where_it_expects(
     wanted = r"run_clientapp\.run_clientapp.*insecure"
     with pytest.raises(warm_executor.FlwrInternalMoved, match=wanted):
         warm_executor.check_flwr_internals()
+
+
+def test_containers_run_the_warm_executor_from_the_app_image() -> None:
+    from tests.test_manifests import DOCKER, compose_config, dockerignored, manifests
+
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert "COPY --chown=app:app clients/warm_executor.py /app/warm_executor.py" in dockerfile
+    rules = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert not dockerignored("clients/warm_executor.py", rules)
+    assert dockerignored("clients/app.py", rules)
+    docs = dict(((d["kind"], d["metadata"]["name"]), d) for _, d in manifests())
+    pod = docs[("StatefulSet", "supernode")]["spec"]["template"]["spec"]
+    clientapp = next(c for c in pod["containers"] if c["name"] == "clientapp")
+    assert clientapp["command"] == ["python", "/app/warm_executor.py"]
+    services = compose_config("compose.yml")["services"]
+    for i in range(3):
+        service = services[f"clientapp-{i}"]
+        assert service["entrypoint"] == ["python", "/app/warm_executor.py"]
+        assert service["command"][-1] == f"supernode-{i}:9094"
+    assert "entrypoint" not in services["serverapp"]  # the ServerApp keeps Flower's SuperExec
+
+
+def test_the_executor_runs_as_a_plain_file_without_the_app(tmp_path: Path) -> None:
+    # As in the app image: the file alone, the app's packages not importable.
+    script = tmp_path / "warm_executor.py"
+    script.write_text((REPO / "clients" / "warm_executor.py").read_text())
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--runtime-api-address" in done.stdout

@@ -34,7 +34,16 @@
 #   PROBE_UNREGISTERED=1
 #                     also start one SuperNode with a key that was never
 #                     registered and fail unless the SuperLink refuses it
-#   ISOLATION         SuperNode isolation mode [subprocess]
+#   EXECUTOR          what runs each SuperNode's ClientApp tasks [warm]:
+#                     warm   = clients/warm_executor.py beside each SuperNode
+#                              (--isolation process): one long-lived process
+#                              per node that forks a child per task
+#                              (docs/warm-executor.md);
+#                     flower = Flower's own SuperExec (--isolation subprocess):
+#                              a fresh flwr-clientapp process per task
+#   FLWR_SUPEREXEC_TASK_POLL_INTERVAL
+#                     seconds between an executor's task polls [warm: 0.1,
+#                     flower: Flower's 1]
 #   KILL_SUPERNODE=i  fault test: once round KILL_AFTER_ROUND [1] has ended,
 #                     kill -9 SuperNode i (and its ClientApp processes) while
 #                     it is training, as a crashed machine would vanish; the
@@ -56,6 +65,8 @@ export FLWR_HOME=${FLWR_HOME:-$work/flwr_home}
 export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 FLWR_TELEMETRY_ENABLED=0
 export FLWR_DISABLE_UPDATE_CHECK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 tls=${TLS:-1}
+executor=${EXECUTOR:-warm}
+case $executor in warm | flower) ;; *) echo "EXECUTOR must be warm or flower, got '$executor'" >&2; exit 2 ;; esac
 auth=${AUTH:-1}
 [ "$tls" = 1 ] || auth=0 # Flower refuses authentication without TLS
 partition=${PARTITION:-iid}
@@ -67,6 +78,7 @@ mkdir -p "$FLWR_HOME" "$logs" "$work/keys"
 
 pids=()
 node_pids=()
+exec_pids=() # the warm executor of each SuperNode (EXECUTOR=warm)
 descendants() { # PID -> its child processes, recursively (flower-superexec, flwr-clientapp)
     local child
     for child in $(pgrep -P "$1" 2>/dev/null); do
@@ -160,21 +172,32 @@ for _ in $(seq 1 120); do
     }
     sleep 0.25
 done
-say "SuperLink on 127.0.0.1:$port (pid $superlink, TLS=$tls, auth=$auth)"
+say "SuperLink on 127.0.0.1:$port (pid $superlink, TLS=$tls, auth=$auth, executor=$executor)"
 
 new_key() { # a fresh OpenSSH ECDSA key pair (NIST P-384), as Flower expects
     rm -f "$1" "$1.pub"
     ssh-keygen -q -t ecdsa -b 384 -N "" -C "$(basename "$1")" -f "$1"
 }
 
-start_supernode() { # NAME RUNTIME_PORT NODE_CONFIG [KEY]
-    local auth_args=()
+start_supernode() { # NAME RUNTIME_PORT NODE_CONFIG [KEY [NO_EXECUTOR]]
+    local auth_args=() isolation=subprocess supernode
     [ -n "${4:-}" ] && auth_args=(--auth-supernode-private-key "$4")
+    [ "$executor" = warm ] && isolation=process
     # No FEDAVG_DATA_DIR: a node sees its own data-path only.
     env -u FEDAVG_DATA_DIR flower-supernode "${node_tls[@]}" "${auth_args[@]}" \
-        --superlink "127.0.0.1:$port" --port "$2" --isolation "${ISOLATION:-subprocess}" \
+        --superlink "127.0.0.1:$port" --port "$2" --isolation "$isolation" \
         --node-config "$3" >"$logs/$1.log" 2>&1 &
-    pids+=($!)
+    supernode=$!
+    if [ "$executor" = warm ] && [ -z "${5:-}" ]; then
+        # Its ClientApps: one warm process on the node's (loopback-only) Runtime API,
+        # leaving when the SuperNode does. The SuperNode's pid stays last in pids.
+        env -u FEDAVG_DATA_DIR fedavg-warm-executor --insecure \
+            --runtime-api-address "127.0.0.1:$2" --parent-pid "$supernode" \
+            >"$logs/$1.executor.log" 2>&1 &
+        pids+=($!)
+        exec_pids+=($!)
+    fi
+    pids+=("$supernode")
 }
 
 # --- SuperNodes ----------------------------------------------------------------
@@ -197,11 +220,12 @@ if [ "${PROBE_UNREGISTERED:-0}" = 1 ]; then
     [ "$auth" = 1 ] || { echo "PROBE_UNREGISTERED needs TLS and AUTH" >&2; exit 2; }
     new_key "$work/keys/intruder"
     start_supernode intruder $((node_port + num_nodes)) \
-        "data-path='$(printf "%s/client-%0${width}d" "$dataset_dir" 0)'" "$work/keys/intruder"
+        "data-path='$(printf "%s/client-%0${width}d" "$dataset_dir" 0)'" "$work/keys/intruder" \
+        no-executor # it must never get a task
     intruder=${pids[-1]}
-    for _ in $(seq 1 120); do kill -0 "$intruder" 2>/dev/null || break; sleep 0.25; done
+    for _ in $(seq 1 240); do kill -0 "$intruder" 2>/dev/null || break; sleep 0.25; done
     if kill -0 "$intruder" 2>/dev/null; then
-        echo "a SuperNode with an unregistered key was not refused within 30 s" >&2
+        echo "a SuperNode with an unregistered key was not refused within 60 s" >&2
         exit 1
     fi
     code=0
@@ -211,8 +235,17 @@ if [ "${PROBE_UNREGISTERED:-0}" = 1 ]; then
     say "unregistered SuperNode refused (exit $code: $(grep -o 'Failed to activate SuperNode' "$logs/intruder.log" | head -1))"
 fi
 
+running_task() { # NODE_INDEX: does the node run a ClientApp now?
+    if [ "$executor" = warm ]; then
+        [ -n "$(descendants "${exec_pids[$1]}")" ] # a forked child is a running task
+    else
+        descendants "${node_pids[$1]}" | xargs -r -n1 ps -o args= -p 2>/dev/null | grep -q flwr-clientapp
+    fi
+}
+
 kill_mid_round() { # NODE_INDEX AFTER_ROUND: see KILL_SUPERNODE
-    local victim=${node_pids[$1]} name
+    local victim=${node_pids[$1]} name others=()
+    [ "$executor" = warm ] && others=("${exec_pids[$1]}")
     name=$(printf "supernode-%0${width}d" "$1")
     for _ in $(seq 1 2400); do
         grep -q "\[round *$2/" "$logs/run.log" 2>/dev/null && break
@@ -221,14 +254,15 @@ kill_mid_round() { # NODE_INDEX AFTER_ROUND: see KILL_SUPERNODE
     # Mid-round: wait (up to 2 min) until the node runs a ClientApp.
     local when="after round $2 (it ran no ClientApp within 2 min)"
     for _ in $(seq 1 480); do
-        if descendants "$victim" | xargs -r -n1 ps -o args= -p 2>/dev/null | grep -q flwr-clientapp; then
+        if running_task "$1"; then
             when="mid-round, while training, after round $2"
             break
         fi
         sleep 0.25
     done
     # shellcheck disable=SC2046
-    kill -9 "$victim" $(descendants "$victim") 2>/dev/null || true
+    kill -9 "$victim" $(descendants "$victim") "${others[@]}" \
+        $(for p in "${others[@]}"; do descendants "$p"; done) 2>/dev/null || true
     say "killed $name (pid $victim) with SIGKILL $when"
 }
 

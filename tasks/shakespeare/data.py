@@ -21,6 +21,7 @@ The roles are built once per process and cached.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -52,9 +53,9 @@ def play_files(directory: Path) -> list[Path]:
     return files
 
 
-def load_directory(directory: Path) -> list[Role]:
-    """Parse every play under ``directory`` into roles."""
-    plays = read_plays(play_files(directory))
+def load_directory(directory: Path, *, report: int = logging.WARNING) -> list[Role]:
+    """Parse every play under ``directory`` into roles (``report``: see ``read_plays``)."""
+    plays = read_plays(play_files(directory), report=report)
     roles = build_roles([(play.name, play.roles) for play in plays])
     if not roles:
         raise DataUnavailableError(f"{directory}: no play has a role with 2 or more lines")
@@ -105,11 +106,14 @@ def load_from_hub(dataset: str = HUB_DATASET) -> list[Role]:
 
 
 @functools.lru_cache(maxsize=2)
-def load_roles(data_dir: str = "") -> tuple[Role, ...]:
-    """All roles with 2 or more lines, from ``data_dir``, ``$FEDAVG_DATA_DIR`` or the hub."""
+def load_roles(data_dir: str = "", *, report: int = logging.WARNING) -> tuple[Role, ...]:
+    """All roles with 2 or more lines, from ``data_dir``, ``$FEDAVG_DATA_DIR`` or the hub.
+
+    ``report``: the level of the line naming skipped non-play files (``read_plays``).
+    """
     directory = data_dir or os.environ.get(DATA_DIR_ENV, "")
     if directory:
-        return tuple(load_directory(Path(directory).expanduser()))
+        return tuple(load_directory(Path(directory).expanduser(), report=report))
     reason = hub_reachable()
     if reason is not None:
         raise DataUnavailableError(

@@ -186,13 +186,24 @@ def read_play(path: Path) -> Play:
     return parse_play(text.replace("\x00", ""), path.stem.removesuffix("_gut"))
 
 
-def read_plays(paths: list[Path]) -> list[Play]:
-    """Parse every file; one with no roles (a poem) is skipped with a warning naming it."""
-    plays = []
+def read_plays(paths: list[Path], *, report: int = logging.WARNING) -> list[Play]:
+    """Parse every file; those with no roles (poems) are skipped, named in one log line.
+
+    ``report`` is that line's level: the ServerApp warns once per run, the
+    ClientApps, which parse the same corpus in every process, log it at DEBUG.
+    """
+    plays, skipped = [], []
     for path in paths:
         play = read_play(path)
         if not play.roles:
-            logger.warning("%s: no speaking roles found, not a play; skipped", path)
+            skipped.append(str(path))
             continue
         plays.append(play)
+    if skipped:
+        logger.log(
+            report,
+            "skipped %d file(s) with no speaking roles, not a play: %s",
+            len(skipped),
+            ", ".join(skipped),
+        )
     return plays

@@ -7,6 +7,7 @@ iid, K versus the number of roles) and ``windows`` for the samples.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 
 from torch import nn
@@ -23,8 +24,13 @@ from tasks.shakespeare.windows import VOCAB_SIZE, CharWindows
 def clients(
     data_dir: str, partition: str, num_partitions: int, seed: int
 ) -> tuple[ClientText, ...]:
-    """The K clients' lines; computed once per process."""
-    return tuple(federate(load_roles(data_dir), partition, num_partitions, seed))
+    """The K clients' lines; computed once per process.
+
+    Every ClientApp process parses the corpus: the skipped non-play files are
+    reported at DEBUG here, and once per run by the ServerApp (``_central_test``).
+    """
+    roles = load_roles(data_dir, report=logging.DEBUG)
+    return tuple(federate(roles, partition, num_partitions, seed))
 
 
 @functools.lru_cache(maxsize=2)
