@@ -10,7 +10,7 @@ then the same with `compose.tls.yml`, the SuperNodes admitted only after
 
 Podman, the images (stand-in Flower images and the torch index where the
 real ones are out of reach) and the skips: tests/containers/fixtures.py.
-Ports: FEDAVG_CONTAINERS_PORT (9900) for the SuperLink, +90 for the wheel index.
+Ports: FEDAVG_CONTAINERS_PORT (9900) for the SuperLink, FEDAVG_WHEEL_INDEX_PORT (9990).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,9 @@ CONTAINERS = REPO / "tests" / "containers"
 PORT = int(os.environ.get("FEDAVG_CONTAINERS_PORT", "9900"))
 APP_IMAGE = "fedavg-superexec:0.1.0"
 TORCH = ["torch==2.14.1", "torchvision==0.29.1"]  # as deploy/docker/Dockerfile
+# Fixed, not PORT-relative: the build arg is part of podman's layer cache key, so the
+# torch layer is reused whenever the app image is rebuilt for a change in its context.
+WHEEL_INDEX_PORT = int(os.environ.get("FEDAVG_WHEEL_INDEX_PORT", "9990"))
 WHEELHOUSE = Path(os.environ.get("FEDAVG_WHEELHOUSE", "/var/tmp/fedavg-wheelhouse"))
 
 
@@ -121,6 +125,31 @@ def image_exists(name: str, env: dict[str, str]) -> bool:
     return done.returncode == 0
 
 
+def context_digest() -> str:
+    """A digest of what the app image is built from: the Dockerfile and the context files."""
+    ignore = REPO / ".dockerignore"
+    kept = [
+        line[1:].strip()
+        for line in ignore.read_text().splitlines()
+        if line.startswith("!")  # a whitelist: `*`, then the files let in
+    ]
+    digest = hashlib.sha256()
+    for path in [REPO / "deploy" / "docker" / "Dockerfile", ignore, *(REPO / k for k in kept)]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def app_image_current(env: dict[str, str], digest: str) -> bool:
+    done = subprocess.run(
+        ["podman", "image", "inspect", "--format", '{{index .Labels "fedavg.context"}}', APP_IMAGE],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0 and done.stdout.strip() == digest
+
+
 def image_size(name: str, env: dict[str, str]) -> str:
     out = run(["podman", "image", "inspect", "--format", "{{.Size}}", name], env, 60)
     return f"{int(out.strip()) / 1e9:.2f} GB"
@@ -138,12 +167,13 @@ def images(podman: dict[str, str]) -> dict[str, str]:
             pytest.skip("no flwr images and no debootstrap to build stand-ins")
     say(run(["bash", str(CONTAINERS / "standin_images.sh")], env, 3600).strip())
     say(f"flwr images ready in {time.monotonic() - started:.0f} s")
-    if not image_exists(APP_IMAGE, env):
+    digest = context_digest()
+    if not app_image_current(env, digest):  # missing, or built from other files: (re)build
         started = time.monotonic()
         index = None
         torch_index = os.environ.get("TORCH_INDEX_URL")
         if torch_index is None:  # PyTorch's CPU index is unreachable here: serve torch locally
-            index_port = PORT + 90
+            index_port = WHEEL_INDEX_PORT
             index = subprocess.Popen(
                 [
                     sys.executable,
@@ -176,6 +206,8 @@ def images(podman: dict[str, str]) -> dict[str, str]:
                     "deploy/docker/Dockerfile",
                     "--build-arg",
                     f"TORCH_INDEX_URL={torch_index}",
+                    "--label",
+                    f"fedavg.context={digest}",
                     "-t",
                     APP_IMAGE,
                     ".",
