@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,17 @@ class SuperLink:
         }
 
     def start(self) -> None:
+        # A SuperLink left over from an earlier run would answer the health check in ours'
+        # place (and serve our runs): refuse a port that is taken instead.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError as error:
+                raise RuntimeError(
+                    f"port {self.port} is taken ({error}); a SuperLink left from an earlier "
+                    "run? Stop it or pass another --port"
+                ) from error
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "config.toml").write_text(
             f'[superlink]\ndefault = "soak"\n\n[superlink.soak]\n'
@@ -81,6 +93,8 @@ class SuperLink:
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"SuperLink on port {self.port} exited at start; see {log.name}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
                     return

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, real_mnist_dir
+from tests.processes import run_stoppable
 
 pytestmark = pytest.mark.e2e
 SCRIPT = REPO / "deploy" / "local" / "run.sh"
@@ -45,7 +45,7 @@ def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
         "KILL_SUPERNODE": "2",
         "KILL_AFTER_ROUND": "1",
     }
-    done = subprocess.run(
+    done = run_stoppable(
         [
             "bash",
             str(SCRIPT),
@@ -55,10 +55,7 @@ def test_local_federation_refuses_an_unknown_node_and_survives_a_killed_one(
             f"results-dir='{results}' run-name='e2e'",
         ],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=900,
-        check=False,
     )
     output = done.stdout[-4000:] + done.stderr[-4000:]
     assert done.returncode == 0, output

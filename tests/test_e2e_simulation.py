@@ -17,6 +17,7 @@ import pytest
 
 from server.wandb_offline import read_offline_run
 from tests.conftest import REPO, real_mnist_dir
+from tests.processes import run_stoppable
 
 pytestmark = pytest.mark.e2e
 SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
@@ -31,13 +32,10 @@ def run_script(tmp_path: Path, port: int, run_config: str) -> subprocess.Complet
         "FLWR_HOME": str(tmp_path / "flwr_home"),
         "SUPERLINK_PORT": str(port),
     }
-    return subprocess.run(
+    return run_stoppable(
         ["bash", str(SCRIPT), "20", "-c", run_config],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, real_mnist_dir
+from tests.processes import run_stoppable
 
 pytestmark = pytest.mark.e2e
 PORT = int(os.environ.get("FEDAVG_E2E_PORT", "9391")) + 10
@@ -30,10 +30,10 @@ def test_soak_failures_stop_and_superlink_kill(tmp_path: Path) -> None:
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "FEDAVG_DATA_DIR": str(data.parent),
     }
-    done = subprocess.run(
+    done = run_stoppable(
         [sys.executable, "-m", "benchmarks.soak", "--rounds", str(ROUNDS), "--port", str(PORT),
          "--scenarios", "failures,serverapp-stop,superlink-kill", "--results", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, check=False,
+        cwd=REPO, env=env, timeout=1500,
     )  # fmt: skip
     output = done.stdout[-4000:] + done.stderr[-4000:]
     assert done.returncode == 0, output
