@@ -52,7 +52,9 @@ Flower internals relied on (flwr 1.42, pinned ``<1.43``; listed in
   module-level ``pull_task_input``, ``install_from_fab``,
   ``get_load_client_app_fn``, ``push_message`` and ``push_task_output`` it
   calls (wrapped in the child to report progress; the last two also push a
-  dead task's error reply).
+  dead task's error reply), and ``pull_and_inflate_object_from_tree``
+  (called with a 20 ms first retry instead of 1 s: see
+  ``OBJECT_PULL_INITIAL_BACKOFF``).
 - ``flwr.supercore.object_ref.load_app`` takes a module found in
   ``sys.modules`` as it is: a child drops the app modules that do not come
   from its own FAB's directory before the ClientApp is loaded.
@@ -87,6 +89,12 @@ from typing import Any
 POLL_INTERVAL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 DEFAULT_POLL_INTERVAL = "0.1"
 DEFAULT_PRELOAD = "torch,numpy,clients.app"
+# A SuperNode hands out a task before it has pulled the message's objects (its arrays)
+# from the SuperLink; a task that asks for one too early is told "unavailable" and Flower
+# retries after 1 s, doubling. A task started within 0.1 s of the message (see the poll
+# interval) nearly always asks too early, so start retrying after 20 ms instead.
+OBJECT_PULL_INITIAL_BACKOFF = 0.02
+OBJECT_PULL_BACKOFF_CAP = 1.0
 CRASH_REASON = "ClientApp stopped responding."  # Flower's CLIENT_APP_CRASHED_ERROR text
 LOGGER = logging.getLogger("fedavg.warm_executor")
 
@@ -120,6 +128,11 @@ FLWR_INTERNALS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
         ),
     ),
     ("flwr.supernode.runtime.run_clientapp", "pull_task_input", ("client",)),
+    (
+        "flwr.supernode.runtime.run_clientapp",
+        "pull_and_inflate_object_from_tree",
+        ("initial_backoff", "backoff_cap"),
+    ),
     (
         "flwr.supernode.runtime.run_clientapp",
         "get_load_client_app_fn",
@@ -239,6 +252,7 @@ def _install_hooks(events_fd: int) -> None:
     from flwr.supernode.runtime import run_clientapp as runtime
 
     original_pull = runtime.pull_task_input
+    original_pull_objects = runtime.pull_and_inflate_object_from_tree
     original_install = runtime.install_from_fab
     original_loader = runtime.get_load_client_app_fn
     original_push = runtime.push_message
@@ -249,6 +263,11 @@ def _install_hooks(events_fd: int) -> None:
         proto = message_to_proto(runtime.remove_content_from_message(message))
         _write_event(events_fd, Event.PULLED, (time.time(), proto.SerializeToString()))
         return message, context, run, fab
+
+    def pull_and_inflate_object_from_tree(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("initial_backoff", OBJECT_PULL_INITIAL_BACKOFF)
+        kwargs.setdefault("backoff_cap", OBJECT_PULL_BACKOFF_CAP)
+        return original_pull_objects(*args, **kwargs)
 
     def install_from_fab(fab_file: Any, *args: Any, **kwargs: Any) -> Path:
         fab_hash = hashlib.sha256(fab_file).hexdigest() if isinstance(fab_file, bytes) else ""
@@ -283,6 +302,7 @@ def _install_hooks(events_fd: int) -> None:
         _write_event(events_fd, Event.FINISHED, time.time())
 
     runtime.pull_task_input = pull_task_input  # type: ignore[assignment]
+    runtime.pull_and_inflate_object_from_tree = pull_and_inflate_object_from_tree  # type: ignore[assignment]
     runtime.install_from_fab = install_from_fab  # type: ignore[assignment]
     runtime.get_load_client_app_fn = get_load_client_app_fn  # type: ignore[assignment]
     runtime.push_message = push_message  # type: ignore[assignment]

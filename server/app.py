@@ -27,6 +27,7 @@ from server.stall import StallGuard
 from server.tracking import Tracker, fan_out, start_tracker
 from server.wandb_config import parse_wandb_config
 from strategies.fedavg import FederatedAveraging, RoundRecord
+from strategies.object_retry import PullHookMoved, retry_unavailable_objects_sooner
 from strategies.records import to_array_record
 from strategies.streaming import DEFAULT_INTERVAL, INTERVAL_ENV
 from tasks.examples import ExampleSet, sample_examples
@@ -133,6 +134,10 @@ def fail_before_start(
 def main(grid: Grid, context: Context) -> None:
     """Run one FedAvg experiment from the run config."""
     config: ExperimentConfig | None = None
+    try:
+        retry_unavailable_objects_sooner()
+    except PullHookMoved as moved:  # only slower: a pull waits Flower's 1 s again
+        log(WARNING, "reply objects are retried at Flower's pace: %s", moved)
     try:  # a run that fails before round 1 still says so, in one line and in summary.json
         config = parse_config(context.run_config)
         tracking = parse_wandb_config(context.run_config)

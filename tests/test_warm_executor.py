@@ -355,3 +355,27 @@ def test_the_executor_runs_as_a_plain_file_without_the_app(tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "--runtime-api-address" in done.stdout
+
+
+def test_a_task_asks_again_within_20_ms_for_objects_its_supernode_is_still_pulling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A SuperNode creates the task before it has pulled the message's arrays; Flower's
+    # client retries an "unavailable" object after 1 s, the start-up the warm executor cuts.
+    from flwr.supernode.runtime import run_clientapp as runtime
+
+    hooked = ("pull_task_input", "install_from_fab", "get_load_client_app_fn", "push_message")
+    for name in (*hooked, "push_task_output"):
+        monkeypatch.setattr(runtime, name, getattr(runtime, name))  # restored after the test
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        runtime, "pull_and_inflate_object_from_tree", lambda *a, **k: calls.append(k)
+    )
+    read_end, write_end = os.pipe()
+    try:
+        warm_executor._install_hooks(write_end)
+        runtime.pull_and_inflate_object_from_tree("tree", "pull", "confirm", return_type=Message)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert calls == [{"return_type": Message, "initial_backoff": 0.02, "backoff_cap": 1.0}]
