@@ -88,7 +88,9 @@ from typing import Any
 
 POLL_INTERVAL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 DEFAULT_POLL_INTERVAL = "0.1"
-DEFAULT_PRELOAD = "torch,numpy,clients.app"
+# torch.optim imports torch._dynamo the first time an optimizer is built (about 850
+# modules, 1.3-2 s of CPU here): a task forked before that would pay it every time.
+DEFAULT_PRELOAD = "torch,torch._dynamo,numpy,clients.app"
 # A SuperNode hands out a task before it has pulled the message's objects (its arrays)
 # from the SuperLink; a task that asks for one too early is told "unavailable" and Flower
 # retries after 1 s, doubling. A task started within 0.1 s of the message (see the poll
