@@ -53,8 +53,8 @@ Flower internals relied on (flwr 1.42, pinned ``<1.43``; listed in
   ``get_load_client_app_fn``, ``push_message`` and ``push_task_output`` it
   calls (wrapped in the child to report progress; the last two also push a
   dead task's error reply), and ``pull_and_inflate_object_from_tree``
-  (called with a 20 ms first retry instead of 1 s: see
-  ``OBJECT_PULL_INITIAL_BACKOFF``).
+  (called with retries after 20 ms and then every 0.1 s at most, instead of
+  1 s doubling: see ``OBJECT_PULL_INITIAL_BACKOFF``).
 - ``flwr.supercore.object_ref.load_app`` takes a module found in
   ``sys.modules`` as it is: a child drops the app modules that do not come
   from its own FAB's directory before the ClientApp is loaded.
@@ -94,9 +94,10 @@ DEFAULT_PRELOAD = "torch,torch._dynamo,numpy,clients.app"
 # A SuperNode hands out a task before it has pulled the message's objects (its arrays)
 # from the SuperLink; a task that asks for one too early is told "unavailable" and Flower
 # retries after 1 s, doubling. A task started within 0.1 s of the message (see the poll
-# interval) nearly always asks too early, so start retrying after 20 ms instead.
+# interval) nearly always asks too early, so retry after 20 ms, then at most every 0.1 s
+# (one loopback request each; doubling up to 1 s would turn a 0.35 s wait into 0.62 s).
 OBJECT_PULL_INITIAL_BACKOFF = 0.02
-OBJECT_PULL_BACKOFF_CAP = 1.0
+OBJECT_PULL_BACKOFF_CAP = 0.1
 CRASH_REASON = "ClientApp stopped responding."  # Flower's CLIENT_APP_CRASHED_ERROR text
 LOGGER = logging.getLogger("fedavg.warm_executor")
 

@@ -29,7 +29,7 @@ from server.wandb_config import parse_wandb_config
 from strategies.fedavg import FederatedAveraging, RoundRecord
 from strategies.object_retry import PullHookMoved, retry_unavailable_objects_sooner
 from strategies.records import to_array_record
-from strategies.streaming import DEFAULT_INTERVAL, INTERVAL_ENV
+from strategies.streaming import DEFAULT_INTERVAL, poll_interval_for
 from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device
@@ -63,7 +63,9 @@ def central_evaluator(
     return evaluate_fn
 
 
-def build_strategy(config: ExperimentConfig, *, first_round: int = 1) -> FederatedAveraging:
+def build_strategy(
+    config: ExperimentConfig, *, first_round: int = 1, poll_interval: float = DEFAULT_INTERVAL
+) -> FederatedAveraging:
     """The paper's FederatedAveraging with the config's C, E, B and eta."""
     return FederatedAveraging(
         fraction_train=config.fraction_train,
@@ -81,7 +83,7 @@ def build_strategy(config: ExperimentConfig, *, first_round: int = 1) -> Federat
         first_round=first_round,
         target_accuracy=config.target,
         stop_at_target=config.stop_at_target,
-        poll_interval=float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL)),
+        poll_interval=poll_interval,
     )
 
 
@@ -157,7 +159,9 @@ def main(grid: Grid, context: Context) -> None:
         if checkpoint is not None:
             check_compatible(checkpoint, config)
         first_round = checkpoint.round + 1 if checkpoint else 1
-        strategy = build_strategy(config, first_round=first_round)
+        strategy = build_strategy(
+            config, first_round=first_round, poll_interval=poll_interval_for(grid, os.environ)
+        )
         num_clients = len(strategy.wait_for_nodes(grid))
     except Exception as error:
         fail_before_start(context, error, config)

@@ -30,7 +30,7 @@ def test_the_grid_retries_unavailable_reply_objects_after_20_ms(
     object_retry.retry_unavailable_objects_sooner()
     object_retry.retry_unavailable_objects_sooner()  # twice (a second run): not stacked
     grid.pull_objects(object_ids=["a"], pull_object_fn=None)  # as HttpGrid.pull_messages calls it
-    assert calls == [{"initial_backoff": 0.02, "backoff_cap": 1.0}]
+    assert calls == [{"initial_backoff": 0.02, "backoff_cap": 0.2}]
     assert grid.pull_objects.func is pull_objects
 
 

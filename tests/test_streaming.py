@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from strategies.streaming import ReplyStream
+from strategies.streaming import ReplyStream, poll_interval_for
 
 
 class Clock:
@@ -124,3 +124,14 @@ def test_a_folded_reply_is_freed_before_the_next_one_arrives() -> None:
     arrays, _ = strategy.aggregate_train(1, replies())
     assert arrays is not None and strategy.records[1].clients_replied == 5
     np.testing.assert_allclose(arrays["w"].numpy(), np.full(1000, 2.0))
+
+
+def test_replies_waiting_in_the_servers_own_process_are_pulled_every_50_ms() -> None:
+    from flwr.superlink.grid.http_grid import HttpGrid
+    from flwr.superlink.grid.inmemory_grid import InMemoryGrid
+
+    simulation = InMemoryGrid.__new__(InMemoryGrid)  # the kind, not a running engine
+    deployment = HttpGrid.__new__(HttpGrid)
+    assert poll_interval_for(simulation, {}) == 0.05
+    assert poll_interval_for(deployment, {}) == 0.2  # each pull is a request to the SuperLink
+    assert poll_interval_for(simulation, {"FEDAVG_POLL_INTERVAL": "0.5"}) == 0.5
