@@ -17,7 +17,7 @@
 #                    also install Debian's docker-compose with apt-get (root only) for the
 #                    compose-file checks of tests/test_manifests.py, which are skipped
 #                    without it [0]
-#   INSTALL_PODMAN=1 also install Debian's podman, runc and debootstrap with apt-get (root
+#   INSTALL_PODMAN=1 also install Debian's podman, runc, debootstrap and catatonit with apt-get (root
 #                    only) for the container end-to-end tests (tests/test_e2e_containers.py,
 #                    tests/test_e2e_kubernetes.py; they need docker-compose too), which are
 #                    skipped without them [0]
@@ -57,7 +57,9 @@ elif ! command -v docker-compose >/dev/null; then
 fi
 if [ "${INSTALL_PODMAN:-0}" = 1 ]; then
     missing=()
-    for tool in podman runc debootstrap; do # runc and debootstrap live in /usr/sbin
+    # catatonit: `podman kube play` builds its pod's pause image with it (a Recommends of
+    # podman, so not there where apt skips recommended packages).
+    for tool in podman runc debootstrap catatonit; do # runc and debootstrap live in /usr/sbin
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
     done
     if [ ${#missing[@]} -eq 0 ]; then
