@@ -253,12 +253,12 @@ kill_mid_round() { # NODE_INDEX AFTER_ROUND: see KILL_SUPERNODE
     done
     # Mid-round: wait (up to 2 min) until the node runs a ClientApp.
     local when="after round $2 (it ran no ClientApp within 2 min)"
-    for _ in $(seq 1 480); do
+    for _ in $(seq 1 1200); do
         if running_task "$1"; then
             when="mid-round, while training, after round $2"
             break
         fi
-        sleep 0.25
+        sleep 0.1
     done
     # shellcheck disable=SC2046
     kill -9 "$victim" $(descendants "$victim") "${others[@]}" \
