@@ -11,6 +11,7 @@ partition, and replies with w^k_{t+1}, n_k and the mean training loss.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +73,22 @@ def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.M
     model = get_task(config.task).build_model().to(resolve_device(config.device))
     model.load_state_dict(msg.content.array_records[ARRAYS_KEY].to_torch_state_dict())
     return config, model
+
+
+def warm_executor_prepare(run_config: dict[str, Any], node_config: dict[str, Any]) -> None:
+    """Load this node's data in the warm executor's process, for the tasks it forks next.
+
+    Called by ``clients/warm_executor.py`` after a task of the run completed
+    (``prepare_for_tasks``): each forked task then finds the data in
+    ``node_client_data``'s cache instead of hashing, reading and scaling it
+    again (0.13-0.17 s per 2NN task of 20,000 examples). The cache is keyed on
+    the data file's inode, size and mtime, so a node whose data was rewritten
+    loads and checks it again. One torch thread: the process forks, and an
+    OpenMP pool started here would not survive into its children.
+    """
+    config = parse_config(run_config)
+    torch.set_num_threads(1)
+    node_client_data(config, node_config)
 
 
 @app.train()

@@ -7,15 +7,17 @@ written by ``python -m clients.prepare_data``, see ``clients.node_data``), or
 is started with the simulation's keys
 (``--node-config "partition-id=3 num-partitions=100"``) and partitions the
 whole data set itself. ``data-path`` wins when both are given. The data is
-loaded once per process and cached.
+loaded once per process and cached (with the warm executor, once per node:
+``clients.app.warm_executor_prepare``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from pathlib import Path
 
-from clients.node_data import load_node_data, read_manifest
+from clients.node_data import ARRAYS, load_node_data, read_manifest
 from protocol.config import ExperimentConfig
 from tasks.base import ClientData
 from tasks.registry import get_task
@@ -55,8 +57,20 @@ def load_client_data(
     return get_task(config.task).client_data(config, partition_id, num_partitions)
 
 
+def _data_file_stamp(path: str) -> tuple[int, int, int]:
+    """(inode, size, mtime) of a data-path's arrays: a rewritten file is a new cache key."""
+    try:
+        stat = (Path(path) / ARRAYS).stat()
+    except OSError:  # load_node_data names the problem
+        return (0, 0, 0)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=8)
-def _load_node_data(path: str, config: ExperimentConfig) -> tuple[ClientData, int]:
+def _load_node_data(
+    path: str, config: ExperimentConfig, stamp: tuple[int, int, int]
+) -> tuple[ClientData, int]:
+    del stamp  # part of the cache key only
     data, manifest = load_node_data(path, config)
     return data, manifest.partition_id
 
@@ -77,6 +91,6 @@ def node_client_data(
     if path is not None:
         if not isinstance(path, str) or not path:
             raise NodeConfigError(f"{DATA_PATH_KEY} must be a non-empty string, got {path!r}")
-        return _load_node_data(path, config)
+        return _load_node_data(path, config, _data_file_stamp(path))
     partition_id, num_partitions = partition_of(node_config)
     return load_client_data(config, partition_id, num_partitions), partition_id

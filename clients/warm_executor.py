@@ -53,7 +53,7 @@ Flower internals relied on (flwr 1.42, pinned ``<1.43``; listed in
   ``get_load_client_app_fn``, ``push_message`` and ``push_task_output`` it
   calls (wrapped in the child to report progress; the last two also push a
   dead task's error reply), and ``pull_and_inflate_object_from_tree``
-  (called with retries after 20 ms and then every 0.1 s at most, instead of
+  (called with retries after 20 ms and then every 0.05 s at most, instead of
   1 s doubling: see ``OBJECT_PULL_INITIAL_BACKOFF``).
 - ``flwr.supercore.object_ref.load_app`` takes a module found in
   ``sys.modules`` as it is: a child drops the app modules that do not come
@@ -84,6 +84,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 POLL_INTERVAL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
@@ -94,10 +95,11 @@ DEFAULT_PRELOAD = "torch,torch._dynamo,numpy,clients.app"
 # A SuperNode hands out a task before it has pulled the message's objects (its arrays)
 # from the SuperLink; a task that asks for one too early is told "unavailable" and Flower
 # retries after 1 s, doubling. A task started within 0.1 s of the message (see the poll
-# interval) nearly always asks too early, so retry after 20 ms, then at most every 0.1 s
-# (one loopback request each; doubling up to 1 s would turn a 0.35 s wait into 0.62 s).
+# interval) nearly always asks too early, so retry after 20 ms, then at most every 0.05 s
+# (one loopback request each; doubling up to 1 s turned a 0.35 s wait into 0.62 s, a
+# 0.1 s cap left 0.30 s of start-up for a 2NN message).
 OBJECT_PULL_INITIAL_BACKOFF = 0.02
-OBJECT_PULL_BACKOFF_CAP = 0.1
+OBJECT_PULL_BACKOFF_CAP = 0.05
 CRASH_REASON = "ClientApp stopped responding."  # Flower's CLIENT_APP_CRASHED_ERROR text
 LOGGER = logging.getLogger("fedavg.warm_executor")
 
@@ -196,7 +198,8 @@ class Event(enum.IntEnum):
     """What a task's child process reports, in order."""
 
     STARTED = 1  # the child runs (payload: time.time())
-    PULLED = 2  # the message is pulled (payload: (time, message proto without content))
+    PULLED = 2  # the message is pulled (payload: (time, message proto without content,
+    #             the task's run_config, its node_config))
     INSTALLED = 3  # the FAB is installed (payload: (time, FAB hash, app directory))
     LOADED = 4  # the ClientApp is loaded: app code runs next (payload: time)
     REPLIED = 5  # the reply is pushed (payload: time)
@@ -264,7 +267,16 @@ def _install_hooks(events_fd: int) -> None:
     def pull_task_input(client: Any) -> Any:
         message, context, run, fab = original_pull(client)
         proto = message_to_proto(runtime.remove_content_from_message(message))
-        _write_event(events_fd, Event.PULLED, (time.time(), proto.SerializeToString()))
+        _write_event(
+            events_fd,
+            Event.PULLED,
+            (
+                time.time(),
+                proto.SerializeToString(),
+                dict(context.run_config),
+                dict(context.node_config),
+            ),
+        )
         return message, context, run, fab
 
     def pull_and_inflate_object_from_tree(*args: Any, **kwargs: Any) -> Any:
@@ -493,6 +505,9 @@ class ForkExecutor:
                 INSTALLED_FABS[fab_hash] = Path(app_dir)
             if self.warm_app and Event.LOADED in task.events:
                 warm_app(Path(app_dir))
+                if Event.FINISHED in task.events and Event.PULLED in task.events:
+                    _, _, run_config, node_config = task.events[Event.PULLED]
+                    prepare_for_tasks(Path(app_dir), run_config, node_config)
         if Event.FINISHED in task.events:
             outcome = "completed" if os.waitstatus_to_exitcode(status) == 0 else "failed"
             self.completed += 1
@@ -585,6 +600,10 @@ def report_crash(spec: Any, events: dict[Event, Any], reason: str) -> None:
 
 
 _WARM_APP_DIR: list[Path] = []  # the FAB directory whose ClientApp this process holds
+_WARM_APP_MODULE: list[ModuleType] = []  # and that ClientApp's module
+PREPARE_HOOK = "warm_executor_prepare"
+_PREPARED: list[tuple[str, tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]] = []
+_PREPARED_KEEP = 8  # (FAB, run config, node config) triples remembered
 
 
 def warm_app(app_dir: Path) -> None:
@@ -608,12 +627,51 @@ def warm_app(app_dir: Path) -> None:
         sys.path.insert(0, str(app_dir))
         _WARM_APP_DIR[:] = [app_dir]
         started = time.monotonic()
-        importlib.import_module(reference.partition(":")[0])
+        _PREPARED.clear()  # a fresh import holds nothing its hook loaded before
+        _WARM_APP_MODULE[:] = [importlib.import_module(reference.partition(":")[0])]
         LOGGER.info("imported %s from %s in %.2f s", reference, app_dir, time.monotonic() - started)
     except Exception as error:  # the tasks import it themselves, as without warming
         LOGGER.warning("could not import the ClientApp of %s here: %s", app_dir, error)
+        _WARM_APP_MODULE.clear()
         for name in _app_modules(app_dir):
             del sys.modules[name]
+
+
+def prepare_for_tasks(
+    app_dir: Path, run_config: dict[str, Any], node_config: dict[str, Any]
+) -> None:
+    """Let the warm ClientApp load here what each later task of the run would load again.
+
+    A ClientApp module may define ``warm_executor_prepare(run_config,
+    node_config)``; ours loads the node's data (``clients.app``). It is called
+    in this process once per (FAB, run config, node config), after a task with
+    those has completed, so that later forks inherit what it loaded instead
+    of each loading it. It must not start threads (this process forks), and
+    what it caches must still be checked by the tasks against its source
+    (ours keys its cache on the data file's inode, size and mtime). A hook
+    that raises is logged and the tasks load for themselves, as without it.
+    """
+    if _WARM_APP_DIR != [app_dir] or not _WARM_APP_MODULE:
+        return
+    hook = getattr(_WARM_APP_MODULE[0], PREPARE_HOOK, None)
+    if not callable(hook):
+        return
+    try:
+        key = (str(app_dir), tuple(sorted(run_config.items())), tuple(sorted(node_config.items())))
+    except TypeError:  # values that do not sort: not worth a guess
+        return
+    if key in _PREPARED:
+        return
+    _PREPARED[:] = [*_PREPARED[-(_PREPARED_KEEP - 1) :], key]
+    started = time.monotonic()
+    try:
+        hook(dict(run_config), dict(node_config))
+    except Exception as error:
+        LOGGER.warning(
+            "%s of %s failed (tasks load for themselves): %s", PREPARE_HOOK, app_dir, error
+        )
+        return
+    LOGGER.info("%s of %s took %.2f s", PREPARE_HOOK, app_dir, time.monotonic() - started)
 
 
 def _interpreter_paths() -> tuple[str, ...]:

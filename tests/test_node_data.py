@@ -66,6 +66,23 @@ def test_a_node_with_a_data_path_trains_like_its_partition_in_simulation(
         assert float(inputs.min()) == pytest.approx(-0.1307 / 0.3081, abs=1e-6)
 
 
+def test_a_node_loads_its_data_once_until_the_file_is_rewritten(
+    synthetic_mnist: Path, tmp_path: Path
+) -> None:
+    """The warm executor loads a node's data once for all its tasks (``warm_executor_prepare``);
+    a data file rewritten in place (re-prepared, or damaged) must be loaded and checked again."""
+    root = prepare(synthetic_mnist, tmp_path / "out", "iid", 4)
+    path = str(root / "client-001")
+    config = parse_config({"data-dir": str(synthetic_mnist)})
+    first, _ = node_client_data(config, {"data-path": path})
+    again, _ = node_client_data(config, {"data-path": path})
+    assert again is first  # cached: not hashed, read and scaled again
+    arrays = Path(path) / "data.npz"
+    arrays.write_bytes(arrays.read_bytes()[:-100])  # same directory, damaged file
+    with pytest.raises(NodeDataError, match="does not match its checksum"):
+        node_client_data(config, {"data-path": path})
+
+
 def test_missing_corrupt_or_mismatched_data_paths_fail_naming_the_path(
     synthetic_mnist: Path, tmp_path: Path
 ) -> None:

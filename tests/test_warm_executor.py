@@ -14,6 +14,7 @@ Flower internal the executor hooks into moves.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
@@ -46,6 +47,7 @@ PORT = int(os.environ.get("FEDAVG_WARM_EXECUTOR_TEST_PORT", "9790"))
 NODE_ID = 1
 RUN_ID = 7
 RUN_V2 = 8  # a run of the same app with other code (VERSION = "v2")
+NODE_CONFIG = {"data-path": "/data/node-1"}
 
 APP = """
 import os, signal
@@ -62,6 +64,16 @@ IMPORTED_BY = os.getpid()  # the process that imported this module
 def pid(msg, context):
     facts = f"{os.getpid()} {os.getppid()} {IMPORTED_BY} {VERSION}"
     (OUT / f"{msg.metadata.message_id}.pid").write_text(facts)
+    return Message(RecordDict(), reply_to=msg)
+
+PREPARED = []  # warm_executor_prepare's calls in the process that imported this module
+
+def warm_executor_prepare(run_config, node_config):
+    PREPARED.append((os.getpid(), dict(run_config), dict(node_config)))
+
+@app.query("prepared")
+def prepared(msg, context):
+    (OUT / f"{msg.metadata.message_id}.prepared").write_text(repr(PREPARED))
     return Message(RecordDict(), reply_to=msg)
 
 @app.query("noop")
@@ -151,7 +163,8 @@ def supernode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSuperNod
         state.store_run(run)
         state.store_fab(fab)
         state.set_run_series_context(
-            series, Context(run_id, NODE_ID, node_config={}, state=RecordDict(), run_config={})
+            series,
+            Context(run_id, NODE_ID, NODE_CONFIG, RecordDict(), run_config={"v": series}),
         )
         fab_hashes[run_id] = fab.hash_str
     server = uvicorn.Server(
@@ -256,6 +269,43 @@ def test_later_tasks_find_the_app_imported_and_another_fab_runs_its_own_code(
     assert version == "v2" and importer == executor.pid
     _, _, _, version = run(RUN_ID)
     assert version == "v1"
+
+
+def test_the_app_prepares_in_the_executor_once_per_run_and_node_for_later_tasks(
+    supernode: FakeSuperNode, executor: subprocess.Popen[str]
+) -> None:
+    """``warm_executor_prepare`` (ours loads the node's data) runs in the executor after a
+    completed task, once per (FAB, run config, node config), so later forks inherit it."""
+    for _ in range(3):
+        assert settle(executor.pid) == []
+        supernode.reply(supernode.send("noop"))
+    assert settle(executor.pid) == []
+    message_id = supernode.send("prepared")
+    assert not supernode.reply(message_id).has_error()
+    calls = ast.literal_eval((supernode.out / f"{message_id}.prepared").read_text())
+    assert calls == [(executor.pid, {"v": 0}, NODE_CONFIG)]
+
+
+def test_a_raising_prepare_hook_leaves_the_tasks_to_load_for_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def hook(run_config: dict[str, Any], node_config: dict[str, Any]) -> None:
+        calls.append(run_config)
+        raise OSError("data-path unreadable")
+
+    module = type(sys)("fake_app")
+    module.warm_executor_prepare = hook  # type: ignore[attr-defined]
+    monkeypatch.setattr(warm_executor, "_WARM_APP_DIR", [tmp_path])
+    monkeypatch.setattr(warm_executor, "_WARM_APP_MODULE", [module])
+    monkeypatch.setattr(warm_executor, "_PREPARED", [])
+    warm_executor.prepare_for_tasks(tmp_path, {"seed": 1}, NODE_CONFIG)
+    warm_executor.prepare_for_tasks(tmp_path, {"seed": 1}, NODE_CONFIG)  # tried once only
+    warm_executor.prepare_for_tasks(tmp_path, {"seed": 2}, NODE_CONFIG)
+    warm_executor.prepare_for_tasks(tmp_path / "other-fab", {"seed": 3}, NODE_CONFIG)
+    assert calls == [{"seed": 1}, {"seed": 2}]
+    assert "warm_executor_prepare of" in caplog.text and "data-path unreadable" in caplog.text
 
 
 def test_a_raising_task_gets_flowers_error_reply_and_the_executor_goes_on(
@@ -378,4 +428,4 @@ def test_a_task_asks_again_within_20_ms_for_objects_its_supernode_is_still_pulli
     finally:
         os.close(read_end)
         os.close(write_end)
-    assert calls == [{"return_type": Message, "initial_backoff": 0.02, "backoff_cap": 0.1}]
+    assert calls == [{"return_type": Message, "initial_backoff": 0.02, "backoff_cap": 0.05}]
