@@ -53,7 +53,7 @@ Flower internals relied on (flwr 1.42, pinned ``<1.43``; listed in
   ``get_load_client_app_fn``, ``push_message`` and ``push_task_output`` it
   calls (wrapped in the child to report progress; the last two also push a
   dead task's error reply), and ``pull_and_inflate_object_from_tree``
-  (called with retries after 20 ms and then every 0.05 s at most, instead of
+  (called with retries after 20 ms and then every 0.1 s at most, instead of
   1 s doubling: see ``OBJECT_PULL_INITIAL_BACKOFF``).
 - ``flwr.supercore.object_ref.load_app`` takes a module found in
   ``sys.modules`` as it is: a child drops the app modules that do not come
@@ -99,7 +99,7 @@ DEFAULT_PRELOAD = "torch,torch._dynamo,numpy,clients.app"
 # (one loopback request each; doubling up to 1 s turned a 0.35 s wait into 0.62 s, a
 # 0.1 s cap left 0.30 s of start-up for a 2NN message).
 OBJECT_PULL_INITIAL_BACKOFF = 0.02
-OBJECT_PULL_BACKOFF_CAP = 0.05
+OBJECT_PULL_BACKOFF_CAP = 0.1
 CRASH_REASON = "ClientApp stopped responding."  # Flower's CLIENT_APP_CRASHED_ERROR text
 LOGGER = logging.getLogger("fedavg.warm_executor")
 

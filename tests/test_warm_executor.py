@@ -428,4 +428,4 @@ def test_a_task_asks_again_within_20_ms_for_objects_its_supernode_is_still_pulli
     finally:
         os.close(read_end)
         os.close(write_end)
-    assert calls == [{"return_type": Message, "initial_backoff": 0.02, "backoff_cap": 0.05}]
+    assert calls == [{"return_type": Message, "initial_backoff": 0.02, "backoff_cap": 0.1}]
