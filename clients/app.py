@@ -36,6 +36,7 @@ from protocol.messages import (
     SERVER_ROUND_KEY,
     TRAIN_LOSS_KEY,
 )
+from protocol.packing import is_packed, pack, unpack
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device, train_local
 
@@ -71,8 +72,16 @@ def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.M
     # Several simulated clients share the machine's cores: one thread each.
     torch.set_num_threads(config.client_threads)
     model = get_task(config.task).build_model().to(resolve_device(config.device))
-    model.load_state_dict(msg.content.array_records[ARRAYS_KEY].to_torch_state_dict())
+    arrays = unpack(msg.content.array_records[ARRAYS_KEY])
+    model.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in arrays.items()})
     return config, model
+
+
+def _weights_record(model: torch.nn.Module, like: ArrayRecord) -> ArrayRecord:
+    """w^k_{t+1} in the form w_t came in: packed (``protocol.packing``) or named."""
+    if not is_packed(like):
+        return ArrayRecord(model.state_dict())
+    return pack({name: value.detach().cpu().numpy() for name, value in model.state_dict().items()})
 
 
 def warm_executor_prepare(run_config: dict[str, Any], node_config: dict[str, Any]) -> None:
@@ -113,7 +122,7 @@ def train(msg: Message, context: Context) -> Message:
     )
     content = RecordDict(
         {
-            ARRAYS_KEY: ArrayRecord(model.state_dict()),
+            ARRAYS_KEY: _weights_record(model, msg.content.array_records[ARRAYS_KEY]),
             METRICS_KEY: MetricRecord(
                 {TRAIN_LOSS_KEY: float(loss), NUM_EXAMPLES_KEY: len(data.train)}
             ),

@@ -29,6 +29,11 @@ read the replies more than once (Flower's DP wrappers do), so with one the
 round collects its replies before ``aggregate_train``: streaming applies to
 this strategy driven directly.
 
+On the wire w_t travels packed, all tensors in one Flower ``Array``
+(``protocol.packing``: a third of the objects each message costs a
+SuperLink), and clients reply in the form they were sent. With a wrapper the
+arrays stay named: Flower's wrappers read the replies tensor by tensor.
+
 Deviations from Flower's built-in ``FedAvg``, on purpose: sampling is seeded
 per round (Flower uses the global ``random``), C = 0 means one client (the
 paper's reading; Flower's means "no training"), waiting for nodes has a
@@ -60,6 +65,7 @@ from protocol.messages import (
     SERVER_ROUND_KEY,
     TRAIN_LOSS_KEY,
 )
+from protocol.packing import pack
 from strategies.nodes import ClientDirectory, NodeWaitTimeout, wait_for_nodes
 from strategies.records import NamedArrays, to_array_record, to_named_arrays
 from strategies.replies import TrainFold, parse_evaluate_reply
@@ -175,6 +181,7 @@ class FederatedAveraging(Strategy):
         self._global: NamedArrays = {}
         self._train_messages: list[Message] = []
         self._message_ttl: float | None = None  # Flower's default until start() sets it
+        self._pack_weights = True  # w_t on the wire as one Array (protocol.packing)
         self._clients = ClientDirectory(
             identify=identify_clients, timeout=identify_timeout, stream=self._stream
         )
@@ -213,6 +220,7 @@ class FederatedAveraging(Strategy):
             global model, also when no round produced a valid update.
         """
         hooks = outer if outer is not None else self
+        self._pack_weights = outer is None  # a wrapper reads replies tensor by tensor
         hooks.summary()
         self.records, self.stopped_early = {}, False
         # A round's messages expire once the round can no longer use their replies: a
@@ -461,9 +469,10 @@ class FederatedAveraging(Strategy):
         message_type: str,
         server_round: int,
     ) -> list[Message]:
+        wire = pack(to_named_arrays(arrays)) if self._pack_weights else arrays
         return [
             Message(
-                RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: config}),
+                RecordDict({ARRAYS_KEY: wire, CONFIG_KEY: config}),
                 dst_node_id=node_id,
                 message_type=message_type,
                 group_id=str(server_round),

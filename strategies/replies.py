@@ -27,8 +27,9 @@ from protocol.messages import (
     NUM_EXAMPLES_KEY,
     TRAIN_LOSS_KEY,
 )
+from protocol.packing import PackingError, unpack
 from strategies.aggregation import WeightedMean
-from strategies.records import NamedArrays, to_named_arrays
+from strategies.records import NamedArrays
 from strategies.validation import ArraySpec, check_arrays, check_num_examples, spec_of
 
 
@@ -70,7 +71,10 @@ def parse_train_reply(
     problem = check_finite(TRAIN_LOSS_KEY, loss)
     if problem is not None:
         return problem
-    arrays = to_named_arrays(record)
+    try:
+        arrays = unpack(record)
+    except PackingError as error:
+        return f"arrays: {error}"
     problem = check_arrays(arrays, expected, reference=reference, max_update_norm=max_update_norm)
     if problem is not None:
         return problem

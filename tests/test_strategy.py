@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
+from protocol.packing import unpack
 from strategies.fedavg import FederatedAveraging, NodeWaitTimeout, RoundRecord
 from strategies.records import to_named_arrays
 from tests.fakes import FakeGrid, set_task_identity
@@ -25,7 +26,7 @@ def reply(msg: Message, arrays: dict[str, np.ndarray], metrics: dict) -> Message
 def honest(msg: Message, context: Context) -> Message:
     """Client k returns w + (k+1) and n_k = 100 * (k + 1)."""
     k = int(context.node_config["partition-id"])
-    arrays = {n: a + (k + 1) for n, a in to_named_arrays(msg.content["arrays"]).items()}
+    arrays = {n: a + (k + 1) for n, a in unpack(msg.content["arrays"]).items()}
     return reply(msg, arrays, {"num-examples": 100 * (k + 1), "train-loss": float(k)})
 
 
@@ -81,7 +82,7 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
     def handler(msg: Message, context: Context) -> Message:
         if context.node_config["partition-id"] != 0:
             return honest(msg, context)
-        arrays = to_named_arrays(msg.content["arrays"])
+        arrays = unpack(msg.content["arrays"])
         good = {"num-examples": 100, "train-loss": 0.0}
         if kind == "raises":
             raise RuntimeError("disk on fire")
@@ -147,7 +148,7 @@ def test_a_bad_reply_is_excluded_counted_and_never_averaged_in(kind: str, reason
 
 def test_with_no_valid_reply_the_global_model_stays() -> None:
     def all_nan(msg: Message, context: Context) -> Message:
-        arrays = {n: a + np.nan for n, a in to_named_arrays(msg.content["arrays"]).items()}
+        arrays = {n: a + np.nan for n, a in unpack(msg.content["arrays"]).items()}
         return reply(msg, arrays, {"num-examples": 10})
 
     strategy, final, _ = run(all_nan, nodes=4, rounds=2, fraction_train=1.0)
