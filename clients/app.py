@@ -90,7 +90,7 @@ def warm_executor_prepare(run_config: dict[str, Any], node_config: dict[str, Any
     Called by ``clients/warm_executor.py`` after a task of the run completed
     (``prepare_for_tasks``): each forked task then finds the data in
     ``node_client_data``'s cache instead of hashing, reading and scaling it
-    again (0.13-0.17 s per 2NN task of 20,000 examples). The cache is keyed on
+    again (0.16-0.18 s per 2NN task of 20,000 examples). The cache is keyed on
     the data file's inode, size and mtime, so a node whose data was rewritten
     loads and checks it again. One torch thread: the process forks, and an
     OpenMP pool started here would not survive into its children.

@@ -15,7 +15,9 @@ Up (client -> server), the reply to each:
   EVAL_LOSS_KEY, EVAL_ACCURACY_KEY}}
 - ``query.identify``: {IDENTITY_KEY: {CLIENT_ID_KEY: the node's partition id}}
 
-Message groups are the round number (``group_id = str(t)``).
+Message groups are the round number (``group_id = str(t)``). The weights
+(``ARRAYS_KEY``) travel packed, every tensor in one ``Array``
+(``protocol.packing``), and a client replies in the form it was sent.
 """
 
 from __future__ import annotations
