@@ -74,18 +74,22 @@ def seconds_per_round(curve: list[dict[str, Any]]) -> float:
     return statistics.median(row["seconds"] for row in curve[2:])
 
 
-def warm_task_steps(logs: Path) -> dict[str, float]:
-    """Median seconds from a task's acquisition to each step, over the warm executors' logs."""
-    steps: dict[str, list[float]] = {}
-    for log in logs.glob("*.executor.log"):
-        for match in TASK_LINE.finditer(log.read_text()):
-            for part in match.group(1).split(", "):
-                name, value, _ = part.split()
-                steps.setdefault(name, []).append(float(value))
-    return {name: statistics.median(values) for name, values in steps.items()}
+def warm_tasks(logs: Path) -> list[dict[str, float]]:
+    """Each task's seconds from its acquisition to each step, from the warm executors' logs."""
+    return [
+        {name: float(value) for name, value, _ in (p.split() for p in match.group(1).split(", "))}
+        for log in logs.glob("*.executor.log")
+        for match in TASK_LINE.finditer(log.read_text())
+    ]
 
 
-def warm_own_startup(logs: Path) -> float:
+def median_steps(tasks: list[dict[str, float]]) -> dict[str, float]:
+    """Median seconds from a task's acquisition to each step, over ``tasks``."""
+    names = dict.fromkeys(name for task in tasks for name in task)  # in step order
+    return {n: statistics.median(t[n] for t in tasks if n in t) for n in names}
+
+
+def own_startup(tasks: list[dict[str, float]]) -> float:
     """Median over tasks of the warm executor's own share of the start-up.
 
     A task's start-up (acquired -> app code running) is forking, pulling the message
@@ -94,11 +98,7 @@ def warm_own_startup(logs: Path) -> float:
     hands out the task first), which any executor waits for. This is the rest:
     acquired -> forked plus pulled -> app.
     """
-    own = []
-    for log in logs.glob("*.executor.log"):
-        for match in TASK_LINE.finditer(log.read_text()):
-            steps = {n: float(v) for n, v, _ in (p.split() for p in match.group(1).split(", "))}
-            own.append(steps["forked"] + steps["app"] - steps["pulled"])
+    own = [t["forked"] + t["app"] - t["pulled"] for t in tasks]
     return statistics.median(own) if own else float("nan")
 
 
@@ -150,8 +150,10 @@ def main() -> None:
             before = load()
             wall = run(directory, args.nodes, config, work, env)
             curves[engine] = rows(work / "results" / "r")
+            tasks = warm_tasks(work / "logs") if engine == "warm" else []
+            steps = median_steps(tasks)
             startup = (
-                warm_task_steps(work / "logs").get("app", float("nan"))
+                steps.get("app", float("nan"))
                 if engine == "warm"
                 else fresh_clientapp_import()
                 if engine == "flower"
@@ -168,8 +170,8 @@ def main() -> None:
                 "rounds_s": [round(r["seconds"], 2) for r in curves[engine][1:]],
             }
             if engine == "warm":
-                row["warm_steps_s"] = warm_task_steps(work / "logs")
-                row["own_startup_s"] = warm_own_startup(work / "logs")
+                row["warm_steps_s"] = steps
+                row["own_startup_s"] = own_startup(tasks)
             table.append(row)
             print(json.dumps(row), flush=True)
         for row in table:  # the curves must be the simulation's (once all engines ran)

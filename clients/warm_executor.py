@@ -95,9 +95,9 @@ DEFAULT_PRELOAD = "torch,torch._dynamo,numpy,clients.app"
 # A SuperNode hands out a task before it has pulled the message's objects (its arrays)
 # from the SuperLink; a task that asks for one too early is told "unavailable" and Flower
 # retries after 1 s, doubling. A task started within 0.1 s of the message (see the poll
-# interval) nearly always asks too early, so retry after 20 ms, then at most every 0.05 s
-# (one loopback request each; doubling up to 1 s turned a 0.35 s wait into 0.62 s, a
-# 0.1 s cap left 0.30 s of start-up for a 2NN message).
+# interval) nearly always asks too early, so retry after 20 ms, then at most every 0.1 s
+# (one loopback request each; doubling up to 1 s turned a 0.35 s wait into 0.62 s; a
+# 0.05 s cap showed no gain, and more polls compete with the SuperNode's own pull).
 OBJECT_PULL_INITIAL_BACKOFF = 0.02
 OBJECT_PULL_BACKOFF_CAP = 0.1
 CRASH_REASON = "ClientApp stopped responding."  # Flower's CLIENT_APP_CRASHED_ERROR text

@@ -319,7 +319,7 @@ class FederatedAveraging(Strategy):
         # each message its id as they push it): an error the SuperLink writes for a
         # vanished node comes from the SuperLink's own node id.
         self._train_messages = self._messages(
-            arrays, train_config, sampled, MessageType.TRAIN, server_round
+            self._wire(arrays, self._global), train_config, sampled, MessageType.TRAIN, server_round
         )
         return self._train_messages
 
@@ -386,7 +386,9 @@ class FederatedAveraging(Strategy):
         evaluate_config[SERVER_ROUND_KEY] = server_round
         record = self.records.setdefault(server_round, RoundRecord(round=server_round))
         record.bytes_down += arrays.count_bytes() * len(sampled)
-        return self._messages(arrays, evaluate_config, sampled, MessageType.EVALUATE, server_round)
+        return self._messages(
+            self._wire(arrays), evaluate_config, sampled, MessageType.EVALUATE, server_round
+        )
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
@@ -461,6 +463,15 @@ class FederatedAveraging(Strategy):
         positions = sample_clients(range(len(order)), m, seed=seed, server_round=server_round)
         return [order[p] for p in positions]
 
+    def _wire(self, arrays: ArrayRecord, named: NamedArrays | None = None) -> ArrayRecord:
+        """w_t as sent: packed (``protocol.packing``) unless a wrapper drives this strategy.
+
+        ``named``: ``arrays`` already as named numpy arrays, when the caller holds them.
+        """
+        if not self._pack_weights:
+            return arrays
+        return pack(named if named is not None else to_named_arrays(arrays))
+
     def _messages(
         self,
         arrays: ArrayRecord,
@@ -469,10 +480,9 @@ class FederatedAveraging(Strategy):
         message_type: str,
         server_round: int,
     ) -> list[Message]:
-        wire = pack(to_named_arrays(arrays)) if self._pack_weights else arrays
         return [
             Message(
-                RecordDict({ARRAYS_KEY: wire, CONFIG_KEY: config}),
+                RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: config}),
                 dst_node_id=node_id,
                 message_type=message_type,
                 group_id=str(server_round),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from flwr.app import Array, ArrayRecord
-from numpy.typing import NDArray
 
-NamedArrays = dict[str, NDArray[np.generic]]
+from protocol.packing import NamedArrays
+
+__all__ = ["NamedArrays", "to_array_record", "to_named_arrays"]
 
 
 def to_named_arrays(record: ArrayRecord) -> NamedArrays:
