@@ -22,6 +22,7 @@ from clients.data import node_client_data, node_partition_id
 from clients.faults import maybe_inject_fault
 from protocol.config import ExperimentConfig, parse_config
 from protocol.messages import (
+    ACCEPTS_PACKED_KEY,
     ARRAYS_KEY,
     BATCH_SIZE_KEY,
     CLIENT_ID_KEY,
@@ -149,7 +150,11 @@ def identify(msg: Message, context: Context) -> Message:
     """Tell the server which client (partition) this node is, so that sampling is reproducible.
 
     The partition comes from ``partition-id`` or, on a real federation, from
-    the manifest of the node's ``data-path``.
+    the manifest of the node's ``data-path``. The reply also says that this
+    ClientApp reads packed weights (``server.packing_grid`` packs only for
+    nodes that say so).
     """
-    identity = ConfigRecord({CLIENT_ID_KEY: node_partition_id(context.node_config)})
+    identity = ConfigRecord(
+        {CLIENT_ID_KEY: node_partition_id(context.node_config), ACCEPTS_PACKED_KEY: True}
+    )
     return Message(RecordDict({IDENTITY_KEY: identity}), reply_to=msg)

@@ -13,11 +13,13 @@ Up (client -> server), the reply to each:
   TRAIN_LOSS_KEY: mean local training loss}}
 - ``evaluate``: {METRICS_KEY: {NUM_EXAMPLES_KEY: n_k (local test examples),
   EVAL_LOSS_KEY, EVAL_ACCURACY_KEY}}
-- ``query.identify``: {IDENTITY_KEY: {CLIENT_ID_KEY: the node's partition id}}
+- ``query.identify``: {IDENTITY_KEY: {CLIENT_ID_KEY: the node's partition id,
+  ACCEPTS_PACKED_KEY: true}}
 
 Message groups are the round number (``group_id = str(t)``). The weights
 (``ARRAYS_KEY``) travel packed, every tensor in one ``Array``
-(``protocol.packing``), and a client replies in the form it was sent.
+(``protocol.packing``), to the nodes whose identify reply accepts it
+(``server.packing_grid``), and a client replies in the form it was sent.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ LR_KEY: Final = "lr"
 # Keys of the reply's MetricRecord / ConfigRecord.
 NUM_EXAMPLES_KEY: Final = "num-examples"
 TRAIN_LOSS_KEY: Final = "train-loss"
+# What Flower's quickstart ClientApps send; read when ``train-loss`` is absent.
+FLOWER_TRAIN_LOSS_KEY: Final = "train_loss"
 EVAL_LOSS_KEY: Final = "eval-loss"
 EVAL_ACCURACY_KEY: Final = "eval-accuracy"
 CLIENT_ID_KEY: Final = "client-id"
+# In the identify reply: this node reads packed weights (``protocol.packing``).
+ACCEPTS_PACKED_KEY: Final = "accepts-packed"

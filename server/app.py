@@ -20,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from protocol.config import ExperimentConfig, parse_config
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from server.packing_grid import PackingGrid
 from server.plots import plot_run
 from server.provenance import environment_info
 from server.results import ResultsWriter, load_run, one_line_error, write_failed_start
@@ -140,6 +141,9 @@ def main(grid: Grid, context: Context) -> None:
         retry_unavailable_objects_sooner()
     except PullHookMoved as moved:  # only slower: a pull waits Flower's 1 s again
         log(WARNING, "reply objects are retried at Flower's pace: %s", moved)
+    poll_interval = poll_interval_for(grid, os.environ)
+    # Weights travel packed to the nodes that read it; the strategy sees named arrays.
+    grid = PackingGrid(grid)
     try:  # a run that fails before round 1 still says so, in one line and in summary.json
         config = parse_config(context.run_config)
         tracking = parse_wandb_config(context.run_config)
@@ -159,9 +163,7 @@ def main(grid: Grid, context: Context) -> None:
         if checkpoint is not None:
             check_compatible(checkpoint, config)
         first_round = checkpoint.round + 1 if checkpoint else 1
-        strategy = build_strategy(
-            config, first_round=first_round, poll_interval=poll_interval_for(grid, os.environ)
-        )
+        strategy = build_strategy(config, first_round=first_round, poll_interval=poll_interval)
         num_clients = len(strategy.wait_for_nodes(grid))
     except Exception as error:
         fail_before_start(context, error, config)

@@ -21,18 +21,18 @@ Server side of Algorithm 1, one round t (``FederatedAveraging.start``):
    files, checkpoints, trackers); the run stops early at the target when
    ``stop_at_target`` is set.
 
-The loop drives the Strategy hooks (``configure_train``, ``aggregate_train``,
-``configure_evaluate``, ``aggregate_evaluate``) of ``outer`` when given, so a
-Flower strategy wrapper around this one (``DifferentialPrivacyServerSide
-FixedClipping(FederatedAveraging(...), ...)``) still wraps it. A wrapper may
-read the replies more than once (Flower's DP wrappers do), so with one the
-round collects its replies before ``aggregate_train``: streaming applies to
-this strategy driven directly.
+The hooks are a plain Flower Strategy: Flower's own ``Strategy.start`` drives
+them, and so does a Flower wrapper around this strategy, started the Flower
+way (``DifferentialPrivacyServerSideFixedClipping(FederatedAveraging(...),
+...).start(grid, ...)``). ``start`` here adds what Algorithm 1's
+reproduction needs on top of the same hooks: replies folded as they are
+pulled, absolute rounds for a resumed run, round records and early stop.
 
-On the wire w_t travels packed, all tensors in one Flower ``Array``
-(``protocol.packing``: a third of the objects each message costs a
-SuperLink), and clients reply in the form they were sent. With a wrapper the
-arrays stay named: Flower's wrappers read the replies tensor by tensor.
+The strategy sends and reads named arrays. Packing w_t into one Flower
+``Array`` for the wire (``protocol.packing``) is the transport's job: the
+ServerApp wraps Flower's grid in ``server.packing_grid.PackingGrid``, which
+packs only for nodes that said they read it. A reply without a train loss is
+accepted (its loss is not recorded); Flower's ``train_loss`` key is read too.
 
 Deviations from Flower's built-in ``FedAvg``, on purpose: sampling is seeded
 per round (Flower uses the global ``random``), C = 0 means one client (the
@@ -65,7 +65,6 @@ from protocol.messages import (
     SERVER_ROUND_KEY,
     TRAIN_LOSS_KEY,
 )
-from protocol.packing import pack
 from strategies.nodes import ClientDirectory, NodeWaitTimeout, wait_for_nodes
 from strategies.records import NamedArrays, to_array_record, to_named_arrays
 from strategies.replies import TrainFold, parse_evaluate_reply
@@ -181,7 +180,6 @@ class FederatedAveraging(Strategy):
         self._global: NamedArrays = {}
         self._train_messages: list[Message] = []
         self._message_ttl: float | None = None  # Flower's default until start() sets it
-        self._pack_weights = True  # w_t on the wire as one Array (protocol.packing)
         self._clients = ClientDirectory(
             identify=identify_clients, timeout=identify_timeout, stream=self._stream
         )
@@ -197,8 +195,6 @@ class FederatedAveraging(Strategy):
         train_config: ConfigRecord | None = None,
         evaluate_config: ConfigRecord | None = None,
         evaluate_fn: EvaluateFn | None = None,
-        *,
-        outer: Strategy | None = None,
     ) -> Result:
         """Run rounds ``first_round`` .. ``first_round + num_rounds - 1`` of Algorithm 1.
 
@@ -212,16 +208,12 @@ class FederatedAveraging(Strategy):
             evaluate_fn: central evaluation, ``evaluate_fn(t, w_t)`` returns
                 a MetricRecord with ``accuracy`` and ``loss`` (or None to skip
                 the round).
-            outer: a Flower strategy wrapper around this strategy whose hooks
-                the loop calls instead of this strategy's own.
 
         Returns:
             Flower's ``Result``, by absolute round; ``arrays`` is the last
             global model, also when no round produced a valid update.
         """
-        hooks = outer if outer is not None else self
-        self._pack_weights = outer is None  # a wrapper reads replies tensor by tensor
-        hooks.summary()
+        self.summary()
         self.records, self.stopped_early = {}, False
         # A round's messages expire once the round can no longer use their replies: a
         # SuperLink then stops delivering them, and a client that gets one late skips it
@@ -236,11 +228,11 @@ class FederatedAveraging(Strategy):
         for t in range(self.first_round, self.first_round + num_rounds):
             started = time.monotonic()
             # Configure and send: sample S_t, send w_t with E, B, eta_t.
-            messages = hooks.configure_train(t, arrays, _copy(train_config), grid)
+            messages = self.configure_train(t, arrays, _copy(train_config), grid)
             # Fold: each valid reply joins the n_k-weighted sum as it is pulled.
             replies = self._stream(grid, messages, timeout=timeout)
             sent = time.monotonic()
-            new_arrays, _ = hooks.aggregate_train(t, replies if hooks is self else list(replies))
+            new_arrays, _ = self.aggregate_train(t, replies)
             record = self.records[t]
             log(
                 INFO,
@@ -255,13 +247,11 @@ class FederatedAveraging(Strategy):
             record.clients_seconds = replies.wait_seconds
             if new_arrays is not None:
                 arrays = new_arrays
-                if hooks is not self:  # the wrapper's w_{t+1} is the model now
-                    self._global = to_named_arrays(arrays)
             # Evaluate: on the clients' local splits (optional), then centrally.
-            evaluate_messages = hooks.configure_evaluate(t, arrays, _copy(evaluate_config), grid)
+            evaluate_messages = self.configure_evaluate(t, arrays, _copy(evaluate_config), grid)
             if evaluate_messages:
                 evaluations = self._stream(grid, evaluate_messages, timeout=timeout)
-                hooks.aggregate_evaluate(t, evaluations)
+                self.aggregate_evaluate(t, evaluations)
             self._evaluate(record, arrays, evaluate_fn)
             record.seconds = time.monotonic() - started
             # Record, and stop once the target is reached if asked to.
@@ -319,7 +309,7 @@ class FederatedAveraging(Strategy):
         # each message its id as they push it): an error the SuperLink writes for a
         # vanished node comes from the SuperLink's own node id.
         self._train_messages = self._messages(
-            self._wire(arrays, self._global), train_config, sampled, MessageType.TRAIN, server_round
+            arrays, train_config, sampled, MessageType.TRAIN, server_round
         )
         return self._train_messages
 
@@ -368,9 +358,10 @@ class FederatedAveraging(Strategy):
         record.examples, record.train_loss = fold.examples, fold.train_loss
         record.model_updated = True
         self._global = fold.result()
-        return to_array_record(self._global), MetricRecord(
-            {**metrics, TRAIN_LOSS_KEY: record.train_loss, NUM_EXAMPLES_KEY: record.examples}
-        )
+        metrics[NUM_EXAMPLES_KEY] = record.examples
+        if record.train_loss is not None:
+            metrics[TRAIN_LOSS_KEY] = record.train_loss
+        return to_array_record(self._global), MetricRecord(metrics)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -386,9 +377,7 @@ class FederatedAveraging(Strategy):
         evaluate_config[SERVER_ROUND_KEY] = server_round
         record = self.records.setdefault(server_round, RoundRecord(round=server_round))
         record.bytes_down += arrays.count_bytes() * len(sampled)
-        return self._messages(
-            self._wire(arrays), evaluate_config, sampled, MessageType.EVALUATE, server_round
-        )
+        return self._messages(arrays, evaluate_config, sampled, MessageType.EVALUATE, server_round)
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
@@ -462,15 +451,6 @@ class FederatedAveraging(Strategy):
         order = self.client_order(grid, node_ids)
         positions = sample_clients(range(len(order)), m, seed=seed, server_round=server_round)
         return [order[p] for p in positions]
-
-    def _wire(self, arrays: ArrayRecord, named: NamedArrays | None = None) -> ArrayRecord:
-        """w_t as sent: packed (``protocol.packing``) unless a wrapper drives this strategy.
-
-        ``named``: ``arrays`` already as named numpy arrays, when the caller holds them.
-        """
-        if not self._pack_weights:
-            return arrays
-        return pack(named if named is not None else to_named_arrays(arrays))
 
     def _messages(
         self,

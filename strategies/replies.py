@@ -4,9 +4,13 @@
 w_{t+1} = sum_k (n_k / m_t) w^k_{t+1}, m_t = sum_k n_k over the replies that
 pass validation. A reply is rejected, never averaged in, when it carries an
 error, repeats a node, lacks a positive integer n_k (or exceeds the plausible
-maximum), has no finite train loss, has arrays of other names, shapes or
+maximum), has a train loss that is not a finite number, has arrays of other names, shapes or
 dtypes, holds NaN/Inf, or moves the model further than the norm bound. Each
 folded reply is dropped at once: memory is the accumulator, not m models.
+
+A reply without a train loss (a ClientApp of another project) is accepted:
+its loss is just not recorded. The loss is read from ``train-loss`` or from
+Flower's quickstart key ``train_loss``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from protocol.messages import (
     ARRAYS_KEY,
     EVAL_ACCURACY_KEY,
     EVAL_LOSS_KEY,
+    FLOWER_TRAIN_LOSS_KEY,
     METRICS_KEY,
     NUM_EXAMPLES_KEY,
     TRAIN_LOSS_KEY,
@@ -35,11 +40,11 @@ from strategies.validation import ArraySpec, check_arrays, check_num_examples, s
 
 @dataclass(frozen=True)
 class TrainReply:
-    """A valid train reply: w^k_{t+1}, n_k and the client's mean training loss."""
+    """A valid train reply: w^k_{t+1}, n_k and the client's mean training loss (if sent)."""
 
     arrays: NamedArrays
     num_examples: int
-    loss: float
+    loss: float | None
 
 
 def parse_train_reply(
@@ -67,10 +72,12 @@ def parse_train_reply(
     problem = check_num_examples(num_examples, max_examples=max_examples)
     if problem is not None:
         return problem
-    loss = metrics.get(TRAIN_LOSS_KEY)
-    problem = check_finite(TRAIN_LOSS_KEY, loss)
-    if problem is not None:
-        return problem
+    loss_key = next((k for k in (TRAIN_LOSS_KEY, FLOWER_TRAIN_LOSS_KEY) if k in metrics), None)
+    loss = metrics.get(loss_key) if loss_key is not None else None
+    if loss_key is not None:
+        problem = check_finite(loss_key, loss)
+        if problem is not None:
+            return problem
     try:
         arrays = unpack(record)
     except PackingError as error:
@@ -78,7 +85,11 @@ def parse_train_reply(
     problem = check_arrays(arrays, expected, reference=reference, max_update_norm=max_update_norm)
     if problem is not None:
         return problem
-    return TrainReply(arrays, int(num_examples), float(loss))  # type: ignore[arg-type]
+    return TrainReply(
+        arrays,
+        int(num_examples),  # type: ignore[arg-type]
+        None if loss is None else float(loss),  # type: ignore[arg-type]
+    )
 
 
 @dataclass
@@ -99,6 +110,7 @@ class TrainFold:
     bytes_up: int = 0
     _mean: WeightedMean = field(default_factory=WeightedMean)
     _loss_sum: float = 0.0
+    _loss_weight: float = 0.0
     _seen: set[int] = field(default_factory=set)
     _expected: dict[str, ArraySpec] = field(default_factory=dict)
 
@@ -134,7 +146,9 @@ class TrainFold:
             )
             return
         self._mean.add(parsed.arrays, parsed.num_examples)
-        self._loss_sum += parsed.loss * parsed.num_examples
+        if parsed.loss is not None:
+            self._loss_sum += parsed.loss * parsed.num_examples
+            self._loss_weight += parsed.num_examples
 
     @property
     def valid(self) -> int:
@@ -147,9 +161,9 @@ class TrainFold:
         return int(self._mean.total_weight)
 
     @property
-    def train_loss(self) -> float:
-        """The n_k-weighted mean of the clients' training losses."""
-        return self._loss_sum / self._mean.total_weight
+    def train_loss(self) -> float | None:
+        """The n_k-weighted mean of the training losses sent; None when no reply sent one."""
+        return self._loss_sum / self._loss_weight if self._loss_weight else None
 
     def result(self) -> NamedArrays:
         """w_{t+1}: the n_k-weighted mean of the folded updates."""

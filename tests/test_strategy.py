@@ -102,8 +102,6 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
             good = {"num-examples": 0, "train-loss": 0.0}
         if kind == "negative-n":
             good = {"num-examples": -5, "train-loss": 0.0}
-        if kind == "no-loss":
-            good = {"num-examples": 100}
         if kind == "nan-loss":
             good = {"num-examples": 100, "train-loss": float("nan")}
         if kind == "inf-loss":
@@ -130,7 +128,6 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
         ("zero-n", "positive"),
         ("negative-n", "positive"),
         ("no-arrays", "no ArrayRecord"),
-        ("no-loss", "no train-loss"),
         ("nan-loss", "train-loss is nan"),
         ("inf-loss", "train-loss is inf"),
         ("huge-update", "update norm"),

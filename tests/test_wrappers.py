@@ -1,29 +1,53 @@
-"""Flower's strategy wrappers wrap FederatedAveraging's round loop."""
+"""FederatedAveraging as a drop-in Flower Strategy: Flower's wrappers, loop and ClientApps.
+
+The clients here answer as ours do: they accept packed weights in the
+identify query and reply in the form they were sent; ``PackingGrid`` packs
+for them and unpacks their replies, so the wrapper reads named arrays.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord
-from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
+from protocol.packing import is_packed, pack, unpack
+from server.packing_grid import PackingGrid
 from strategies.fedavg import FederatedAveraging
-from strategies.records import to_named_arrays
+from strategies.records import to_array_record, to_named_arrays
 from tests.fakes import FakeGrid, set_task_identity
-from tests.test_strategy import GLOBAL, honest
+from tests.test_strategy import GLOBAL
 
 set_task_identity()
 
 
-def test_server_side_clipping_bounds_each_rounds_update() -> None:
+def packing_client(msg: Message, context: Context) -> Message:
+    """Client k moves every weight by k + 1, n_k = 100 (k + 1); replies in the form it got."""
+    k = int(context.node_config["partition-id"])
+    if msg.metadata.message_type == "query.identify":
+        identity = ConfigRecord({"client-id": k, "accepts-packed": True})
+        return Message(RecordDict({"identity": identity}), reply_to=msg)
+    received = msg.content["arrays"]
+    arrays = {n: a + (k + 1) for n, a in unpack(received).items()}
+    record = pack(arrays) if is_packed(received) else to_array_record(arrays)
+    metrics = MetricRecord({"num-examples": 100 * (k + 1), "train-loss": float(k)})
+    return Message(RecordDict({"arrays": record, "metrics": metrics}), reply_to=msg)
+
+
+def initial() -> ArrayRecord:
+    return ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
+
+
+def test_wrapper_started_the_flower_way_clips_each_update() -> None:
     """Client k moves every weight by k + 1; clipped to norm 0.5, every update is the same."""
-    grid = FakeGrid(3, honest)
+    fake = FakeGrid(3, packing_client)
+    grid = PackingGrid(fake)
     fedavg = FederatedAveraging(fraction_train=1.0)
     clipping = DifferentialPrivacyServerSideFixedClipping(
         fedavg, noise_multiplier=0.0, clipping_norm=0.5, num_sampled_clients=3
     )
-    initial = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
-    result = fedavg.start(grid, initial, num_rounds=2, outer=clipping)
+    result = clipping.start(grid, initial(), num_rounds=2)
 
     final = to_named_arrays(result.arrays)
     size = sum(v.size for v in GLOBAL.values())
@@ -32,14 +56,69 @@ def test_server_side_clipping_bounds_each_rounds_update() -> None:
     for name, value in final.items():
         np.testing.assert_allclose(value, GLOBAL[name] + 2 * step, rtol=1e-5)
     assert [r.model_updated for r in (fedavg.records[1], fedavg.records[2])] == [True, True]
-    assert len(grid.sent) == 6  # both rounds went through our loop and sampling
-    np.testing.assert_allclose(fedavg.global_arrays["w"], final["w"])
+    assert len(fake.sent) == 6  # both rounds went through our sampling
+    # Our clients said they read packed weights: on the wire w_t was one Array.
+    assert all(is_packed(m.content["arrays"]) for m in fake.sent)
 
 
 def test_without_a_wrapper_the_same_round_is_not_clipped() -> None:
-    grid = FakeGrid(3, honest)
+    grid = PackingGrid(FakeGrid(3, packing_client))
     fedavg = FederatedAveraging(fraction_train=1.0)
-    initial = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
-    final = to_named_arrays(fedavg.start(grid, initial, num_rounds=1).arrays)
+    final = to_named_arrays(fedavg.start(grid, initial(), num_rounds=1).arrays)
     # Offsets 1, 2, 3 weighted by n_k = 100, 200, 300.
     assert final["w"][0, 0] == pytest.approx((1 * 100 + 2 * 200 + 3 * 300) / 600)
+
+
+def quickstart_client(msg: Message, context: Context) -> Message:
+    """A ClientApp in Flower's quickstart style: no identify handler, ``train_loss``, config lr."""
+    if msg.metadata.message_type.startswith("query"):
+        raise ValueError("no query handler")  # what Flower replies for an unknown action
+    state = msg.content["arrays"].to_torch_state_dict()  # fails on a packed record
+    lr = float(msg.content["config"]["lr"])
+    k = int(context.node_config["partition-id"])
+    arrays = ArrayRecord({n: t + lr * (k + 1) for n, t in state.items()})  # a state_dict
+    metrics = MetricRecord({"train_loss": 0.5 * k, "num-examples": 10})
+    return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
+
+
+@pytest.mark.parametrize("loop", ["flower", "ours"])
+def test_a_flower_quickstart_client_trains_under_federated_averaging(loop: str) -> None:
+    fake = FakeGrid(2, quickstart_client)
+    strategy = FederatedAveraging(fraction_train=1.0, lr=0.5)
+    grid = PackingGrid(fake)
+    if loop == "flower":
+        result = Strategy.start(strategy, grid, initial(), num_rounds=2)
+    else:
+        result = strategy.start(grid, initial(), num_rounds=2)
+    # Equal n_k: each round moves every weight by lr * mean(k + 1) = 0.5 * 1.5.
+    np.testing.assert_allclose(to_named_arrays(result.arrays)["w"], np.full((3, 2), 1.5))
+    assert not any(is_packed(m.content["arrays"]) for m in fake.sent)
+    assert strategy.records[2].clients_rejected == 0
+    # train_loss, Flower's key, is recorded: mean of 0.0 and 0.5.
+    assert strategy.records[2].train_loss == pytest.approx(0.25)
+
+
+def test_a_reply_without_a_train_loss_is_accepted_and_its_loss_not_recorded() -> None:
+    def no_loss(msg: Message, context: Context) -> Message:
+        reply = quickstart_client(msg, context)
+        metrics = MetricRecord({"num-examples": 10})
+        return Message(
+            RecordDict({"arrays": reply.content["arrays"], "metrics": metrics}), reply_to=msg
+        )
+
+    strategy = FederatedAveraging(fraction_train=1.0, lr=0.5)
+    strategy.start(PackingGrid(FakeGrid(2, no_loss)), initial(), num_rounds=1)
+    record = strategy.records[1]
+    assert (record.clients_replied, record.clients_rejected, record.model_updated) == (2, 0, True)
+    assert record.train_loss is None
+
+
+def test_flowers_own_fedavg_reads_named_replies_from_packing_clients() -> None:
+    """Through PackingGrid, Flower's FedAvg sees named arrays even from clients that pack."""
+    fake = FakeGrid(3, packing_client)
+    grid = PackingGrid(fake)
+    FederatedAveraging(fraction_train=1.0).start(grid, initial(), num_rounds=1)  # identifies
+    assert grid.packing_nodes == set(fake.node_ids)
+    flower = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=3)
+    result = flower.start(grid, initial(), num_rounds=1)
+    assert result.arrays["w"].numpy()[0, 0] == pytest.approx((100 + 400 + 900) / 600)
