@@ -7,10 +7,18 @@ for them and unpacks their replies, so the wrapper reads named arrays.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyServerSideFixedClipping,
+    FedAvg,
+    Result,
+    Strategy,
+)
 
 from protocol.packing import is_packed, pack, unpack
 from server.packing_grid import PackingGrid
@@ -122,3 +130,31 @@ def test_flowers_own_fedavg_reads_named_replies_from_packing_clients() -> None:
     flower = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=3)
     result = flower.start(grid, initial(), num_rounds=1)
     assert result.arrays["w"].numpy()[0, 0] == pytest.approx((100 + 400 + 900) / 600)
+
+
+def test_the_readme_serverapp_runs_as_written() -> None:
+    """README's "in your own ServerApp" block, executed with a quickstart-style ClientApp."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## FederatedAveraging in your own ServerApp", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    started: list[Result] = []
+
+    class MyNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+            torch.nn.init.zeros_(self.fc.weight)
+            torch.nn.init.zeros_(self.fc.bias)
+
+    namespace: dict[str, object] = {"MyNet": MyNet}
+    exec(compile(code + "\n    started.append(result)\n", "README.md", "exec"), namespace)
+    namespace["started"] = started
+    grid = FakeGrid(2, quickstart_client)
+    context = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    namespace["main"](grid, context)  # type: ignore[operator]
+    (result,) = started
+    assert len(grid.sent) == 6  # 2 nodes x 3 rounds
+    # Clients add lr * (k + 1) = 0.1, 0.2 to every weight (equal n_k, mean 0.15 a round);
+    # an update's norm is at most 0.2 * sqrt(8), so clipping at 10 leaves it alone.
+    for name in ("fc.weight", "fc.bias"):
+        np.testing.assert_allclose(result.arrays[name].numpy(), 0.45, rtol=1e-5)
