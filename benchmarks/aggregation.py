@@ -27,12 +27,18 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
-from strategies.fedavg import FederatedAveraging
 from strategies.records import to_named_arrays
+from strategies.replies import TrainFold
 from tasks.mnist.models import MnistCNN
 
 BYTES_PER_PARAMETER = 4 + 8 + 8 + 8
+
+
+def set_task_identity() -> None:
+    """Flower's Message constructor needs these outside a running app."""
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
 
 
 def copy_bandwidth(size_bytes: int = 256 * 2**20, repeats: int = 5) -> float:
@@ -60,17 +66,21 @@ def replies(template: dict[str, np.ndarray], m: int) -> Iterator[Message]:
 
 def measure(m: int, mode: str) -> tuple[float, float]:
     """Return (seconds, peak MiB) of aggregating m updates."""
-    from tests.fakes import set_task_identity
-
     set_task_identity()
     template = {k: v.numpy() for k, v in MnistCNN().state_dict().items()}
-    strategy = FederatedAveraging(fraction_train=1.0)
-    strategy._global = {k: v.copy() for k, v in template.items()}  # as set by configure_train
+    # The strategy's fold (strategies.replies), validating each reply against w_t as
+    # aggregate_train does, without a grid to sample from.
+    fold = TrainFold({k: v.copy() for k, v in template.items()})
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     started = time.perf_counter()
     if mode == "streaming":
-        strategy.aggregate_train(1, replies(template, m))
+        for reply in replies(template, m):
+            fold.add(reply, reply.metadata.src_node_id)
+            del reply
+        if fold.valid != m:
+            raise RuntimeError(f"{m - fold.valid} of {m} replies rejected: {fold.rejections[:1]}")
+        fold.result()
     else:
         held = [to_named_arrays(r.content.array_records["arrays"]) for r in replies(template, m)]
         {k: np.average(np.stack([u[k] for u in held]), axis=0) for k in template}
@@ -82,8 +92,6 @@ def measure(m: int, mode: str) -> tuple[float, float]:
 
 def generation_seconds(m: int) -> float:
     """Time to build the m replies alone (subtracted from the aggregation time)."""
-    from tests.fakes import set_task_identity
-
     set_task_identity()
     template = {k: v.numpy() for k, v in MnistCNN().state_dict().items()}
     started = time.perf_counter()
