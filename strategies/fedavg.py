@@ -119,6 +119,13 @@ class FederatedAveraging(Strategy):
         identify_timeout: seconds to wait for those answers (default: 60).
         poll_interval: seconds between pulls of a round's replies
             (default: 0.2).
+        weighted_by_key: the reply metric that holds n_k (default:
+            "num-examples", as Flower's ``FedAvg``).
+        arrayrecord_key: the record of w_t in an instruction, and of w^k in
+            a reply, where a reply with one ArrayRecord may name it as it
+            likes (default: "arrays").
+        configrecord_key: the record of E, B and eta_t in an instruction
+            (default: "config").
         on_round_end: called with each round's ``RoundRecord`` once the
             round, including central evaluation, is done (default: None).
     """
@@ -145,6 +152,9 @@ class FederatedAveraging(Strategy):
         identify_timeout: float = 60.0,
         poll_interval: float = DEFAULT_INTERVAL,
         on_round_end: Callable[[RoundRecord], None] | None = None,
+        weighted_by_key: str = NUM_EXAMPLES_KEY,
+        arrayrecord_key: str = ARRAYS_KEY,
+        configrecord_key: str = CONFIG_KEY,
     ) -> None:
         clients_per_round(fraction_train, 1)  # validates C
         if local_epochs < 1 or batch_size < 0 or lr <= 0 or not 0 < lr_decay <= 1:
@@ -175,6 +185,9 @@ class FederatedAveraging(Strategy):
         self.stop_at_target = stop_at_target
         self.poll_interval = poll_interval
         self.on_round_end = on_round_end
+        self.weighted_by_key = weighted_by_key
+        self.arrayrecord_key = arrayrecord_key
+        self.configrecord_key = configrecord_key
         self.records: dict[int, RoundRecord] = {}
         self.stopped_early = False
         self._global: NamedArrays = {}
@@ -323,6 +336,8 @@ class FederatedAveraging(Strategy):
             max_examples=self.max_examples,
             max_update_norm=self.max_update_norm,
             server_round=server_round,
+            arrays_key=self.arrayrecord_key,
+            weight_key=self.weighted_by_key,
         )
         sent_to: dict[str, int] = {}
         for reply in replies:
@@ -385,7 +400,7 @@ class FederatedAveraging(Strategy):
         """n_k-weighted mean of the clients' local loss and accuracy."""
         total, loss_sum, correct_sum = 0, 0.0, 0.0
         for reply in replies:
-            parsed = parse_evaluate_reply(reply)
+            parsed = parse_evaluate_reply(reply, weight_key=self.weighted_by_key)
             if isinstance(parsed, str):
                 log(
                     WARNING,
@@ -462,7 +477,7 @@ class FederatedAveraging(Strategy):
     ) -> list[Message]:
         return [
             Message(
-                RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: config}),
+                RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config}),
                 dst_node_id=node_id,
                 message_type=message_type,
                 group_id=str(server_round),

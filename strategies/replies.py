@@ -19,8 +19,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from logging import WARNING
+from typing import TypeVar
 
-from flwr.app import ArrayRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 
 from protocol.messages import (
@@ -47,6 +48,22 @@ class TrainReply:
     loss: float | None
 
 
+R = TypeVar("R", ArrayRecord, MetricRecord)
+
+
+def one_record(content: RecordDict, key: str, kind: type[R]) -> R | None:
+    """The record ``key`` of ``kind``, else the reply's only record of that kind (as Flower reads).
+
+    Item access, not Flower's typed views (``content.array_records``): those put the
+    reply in a reference cycle, which would keep its arrays until the cyclic GC runs.
+    """
+    record = content.get(key)
+    if isinstance(record, kind):
+        return record
+    found = [value for value in content.values() if isinstance(value, kind)]
+    return found[0] if len(found) == 1 else None
+
+
 def parse_train_reply(
     reply: Message,
     expected: Mapping[str, ArraySpec],
@@ -54,22 +71,26 @@ def parse_train_reply(
     *,
     max_examples: int | None = None,
     max_update_norm: float | None = None,
+    arrays_key: str = ARRAYS_KEY,
+    weight_key: str = NUM_EXAMPLES_KEY,
 ) -> TrainReply | str:
-    """Return the reply's update, or why it cannot enter the average."""
+    """Return the reply's update, or why it cannot enter the average.
+
+    The weights are the ArrayRecord ``arrays_key`` (or the reply's only one), n_k
+    is the metric ``weight_key`` of the MetricRecord ``metrics`` (or the only one).
+    """
     if reply.has_error():
         reason = (reply.error.reason or "").strip().splitlines()
         return f"error code {reply.error.code}: {reason[-1] if reason else ''}"[:500]
-    # Direct item access: Flower's typed views (``content.array_records``) put the
-    # reply in a reference cycle, which would keep its arrays until the cyclic GC runs.
     content = reply.content
-    record = content.get(ARRAYS_KEY)
-    if not isinstance(record, ArrayRecord):
-        return f"no ArrayRecord {ARRAYS_KEY!r}"
-    metrics = content.get(METRICS_KEY)
-    if not isinstance(metrics, MetricRecord):
+    record = one_record(content, arrays_key, ArrayRecord)
+    if record is None:
+        return f"no ArrayRecord {arrays_key!r}"
+    metrics = one_record(content, METRICS_KEY, MetricRecord)
+    if metrics is None:
         return f"no MetricRecord {METRICS_KEY!r}"
-    num_examples = metrics.get(NUM_EXAMPLES_KEY)
-    problem = check_num_examples(num_examples, max_examples=max_examples)
+    num_examples = metrics.get(weight_key)
+    problem = check_num_examples(num_examples, max_examples=max_examples, key=weight_key)
     if problem is not None:
         return problem
     loss_key = next((k for k in (TRAIN_LOSS_KEY, FLOWER_TRAIN_LOSS_KEY) if k in metrics), None)
@@ -105,6 +126,8 @@ class TrainFold:
     max_examples: int | None = None
     max_update_norm: float | None = None
     server_round: int = 0
+    arrays_key: str = ARRAYS_KEY
+    weight_key: str = NUM_EXAMPLES_KEY
     replied: int = 0
     rejections: list[str] = field(default_factory=list)
     bytes_up: int = 0
@@ -121,8 +144,8 @@ class TrainFold:
         """Validate ``reply`` and fold it in, or count and log why not."""
         self.replied += 1
         if reply.has_content():
-            arrays_record = reply.content.get(ARRAYS_KEY)
-            if isinstance(arrays_record, ArrayRecord):
+            arrays_record = one_record(reply.content, self.arrays_key, ArrayRecord)
+            if arrays_record is not None:
                 self.bytes_up += arrays_record.count_bytes()
         if sender in self._seen:
             parsed: TrainReply | str = "duplicate reply"
@@ -134,6 +157,8 @@ class TrainFold:
                 self.global_arrays,
                 max_examples=self.max_examples,
                 max_update_norm=self.max_update_norm,
+                arrays_key=self.arrays_key,
+                weight_key=self.weight_key,
             )
         if isinstance(parsed, str):
             self.rejections.append(f"node {sender}: {parsed}")
@@ -170,20 +195,22 @@ class TrainFold:
         return self._mean.result()
 
 
-def parse_evaluate_reply(reply: Message) -> tuple[int, float, float] | str:
+def parse_evaluate_reply(
+    reply: Message, *, weight_key: str = NUM_EXAMPLES_KEY
+) -> tuple[int, float, float] | str:
     """(n_k, loss, accuracy) of a federated-evaluation reply, or why it is unusable."""
     if reply.has_error():
         return f"error code {reply.error.code}"
-    metrics = reply.content.get(METRICS_KEY)
-    if not isinstance(metrics, MetricRecord):
+    metrics = one_record(reply.content, METRICS_KEY, MetricRecord)
+    if metrics is None:
         return f"no MetricRecord {METRICS_KEY!r}"
     n, loss, accuracy = (
-        metrics.get(NUM_EXAMPLES_KEY),
+        metrics.get(weight_key),
         metrics.get(EVAL_LOSS_KEY),
         metrics.get(EVAL_ACCURACY_KEY),
     )
     problem = (
-        check_num_examples(n)
+        check_num_examples(n, key=weight_key)
         or check_finite(EVAL_LOSS_KEY, loss)
         or check_finite(EVAL_ACCURACY_KEY, accuracy)
     )

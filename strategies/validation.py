@@ -31,16 +31,18 @@ def spec_of(arrays: Mapping[str, NDArray[np.generic]]) -> dict[str, ArraySpec]:
     return {name: ArraySpec(tuple(value.shape), str(value.dtype)) for name, value in arrays.items()}
 
 
-def check_num_examples(value: object, *, max_examples: int | None = None) -> str | None:
-    """Return why ``value`` is not a plausible n_k, or None."""
+def check_num_examples(
+    value: object, *, max_examples: int | None = None, key: str = NUM_EXAMPLES_KEY
+) -> str | None:
+    """Return why ``value`` (the reply's metric ``key``) is not a plausible n_k, or None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{NUM_EXAMPLES_KEY} must be a number, got {value!r}"
+        return f"{key} must be a number, got {value!r}"
     if isinstance(value, float) and not value.is_integer():
-        return f"{NUM_EXAMPLES_KEY} must be a whole number, got {value!r}"
+        return f"{key} must be a whole number, got {value!r}"
     if value <= 0:
-        return f"{NUM_EXAMPLES_KEY} must be positive, got {value!r}"
+        return f"{key} must be positive, got {value!r}"
     if max_examples is not None and value > max_examples:
-        return f"{NUM_EXAMPLES_KEY}={value!r} exceeds the plausible maximum {max_examples}"
+        return f"{key}={value!r} exceeds the plausible maximum {max_examples}"
     return None
 
 

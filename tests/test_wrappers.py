@@ -158,3 +158,28 @@ def test_the_readme_serverapp_runs_as_written() -> None:
     # an update's norm is at most 0.2 * sqrt(8), so clipping at 10 leaves it alone.
     for name in ("fc.weight", "fc.bias"):
         np.testing.assert_allclose(result.arrays[name].numpy(), 0.45, rtol=1e-5)
+
+
+def test_keys_follow_flowers_constructor_conventions() -> None:
+    """weighted_by_key, arrayrecord_key, configrecord_key as in Flower's FedAvg."""
+
+    def client(msg: Message, context: Context) -> Message:
+        k = int(context.node_config["partition-id"])
+        if msg.metadata.message_type.startswith("query"):
+            raise ValueError("no query handler")
+        arrays = {n: a + (k + 1) for n, a in to_named_arrays(msg.content["weights"]).items()}
+        assert msg.content["settings"]["lr"] == 0.1
+        # One ArrayRecord and one MetricRecord, named as this client likes (Flower reads them so).
+        metrics = MetricRecord({"n": 100 * (k + 1)})
+        content = RecordDict({"update": to_array_record(arrays), "stats": metrics})
+        return Message(content, reply_to=msg)
+
+    strategy = FederatedAveraging(
+        fraction_train=1.0,
+        weighted_by_key="n",
+        arrayrecord_key="weights",
+        configrecord_key="settings",
+    )
+    result = strategy.start(PackingGrid(FakeGrid(2, client)), initial(), num_rounds=1)
+    assert strategy.records[1].clients_rejected == 0
+    assert result.arrays["w"].numpy()[0, 0] == pytest.approx((1 * 100 + 2 * 200) / 300)
