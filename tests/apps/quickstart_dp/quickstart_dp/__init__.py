@@ -1,0 +1,1 @@
+"""A user's quickstart-style app (see pyproject.toml)."""
