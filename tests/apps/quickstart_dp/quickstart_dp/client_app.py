@@ -22,6 +22,6 @@ def train(msg: Message, context: Context) -> Message:
         loss = loss_of(net, x, y)
         loss.backward()
         optimizer.step()
-    metrics = MetricRecord({"train_loss": float(loss), "num-examples": len(x)})
+    metrics = MetricRecord({"train_loss": loss.item(), "num-examples": len(x)})
     content = RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics})
     return Message(content, reply_to=msg)
