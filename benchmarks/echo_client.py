@@ -18,6 +18,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from protocol.messages import (
+    ACCEPTS_PACKED_KEY,
     ARRAYS_KEY,
     CLIENT_ID_KEY,
     IDENTITY_KEY,
@@ -40,6 +41,11 @@ def echo(msg: Message, context: Context) -> Message:
 
 @app.query("identify")
 def identify(msg: Message, context: Context) -> Message:
-    """The node's partition id, for reproducible sampling."""
-    identity = ConfigRecord({CLIENT_ID_KEY: int(context.node_config["partition-id"])})  # type: ignore[arg-type]
+    """The node's partition id, for reproducible sampling; it reads packed weights."""
+    identity = ConfigRecord(
+        {
+            CLIENT_ID_KEY: int(context.node_config["partition-id"]),  # type: ignore[arg-type]
+            ACCEPTS_PACKED_KEY: True,  # it echoes w_t in the form it came
+        }
+    )
     return Message(RecordDict({IDENTITY_KEY: identity}), reply_to=msg)
