@@ -11,7 +11,7 @@ by side in one invocation, on three engines:
   holding its own prepared partition), Flower's SuperExec starting a fresh
   ``flwr-clientapp`` process per message;
 - ``warm``: the same federation with ``EXECUTOR=warm`` (the default): the
-  warm executor (clients/warm_executor.py) forking a child per message.
+  warm executor (clients/warm_executor/) forking a child per message.
 
 K=3 SuperNodes, C=1 (every node every round), E=1, B=10 unless
 ``--run-config`` says otherwise. Prints per engine the seconds per round

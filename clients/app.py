@@ -88,7 +88,7 @@ def _weights_record(model: torch.nn.Module, like: ArrayRecord) -> ArrayRecord:
 def warm_executor_prepare(run_config: dict[str, Any], node_config: dict[str, Any]) -> None:
     """Load this node's data in the warm executor's process, for the tasks it forks next.
 
-    Called by ``clients/warm_executor.py`` after a task of the run completed
+    Called by ``clients/warm_executor/`` after a task of the run completed
     (``prepare_for_tasks``): each forked task then finds the data in
     ``node_client_data``'s cache instead of hashing, reading and scaling it
     again (0.16-0.18 s per 2NN task of 20,000 examples). The cache is keyed on

@@ -1,4 +1,4 @@
-"""The warm executor (clients/warm_executor.py) against Flower's own SuperNode Runtime API.
+"""The warm executor (clients/warm_executor/) against Flower's own SuperNode Runtime API.
 
 A SuperNode without a SuperLink: Flower's NodeState and Runtime HTTP API
 (what ``flower-supernode`` serves) run in this process on loopback; tasks are
@@ -8,8 +8,10 @@ separate process, as beside a real SuperNode, and must: run a task in a forked
 child of itself, through Flower's ClientApp runtime; give Flower's error reply
 for a task that raises, and CLIENT_APP_CRASHED at once (not after the token
 expires) for one that is SIGKILLed, and keep going; leave no zombies; keep its
-memory flat over 200 tasks. A last test fails, naming the internal, if a
-Flower internal the executor hooks into moves.
+memory flat over 200 tasks. A test fails, naming the internal, if a Flower
+internal the executor hooks into moves; another, if a module of the package
+other than flwr_internals imports flwr, or one imports anything but the
+standard library, flwr and the package itself (the app image runs it alone).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -41,7 +44,10 @@ from flwr.supernode.nodestate import NodeStateFactory
 from flwr.supernode.start_client_internal import _insert_message
 
 from clients import warm_executor
+from clients.warm_executor import child, warming
 from tests.conftest import REPO
+
+PACKAGE = REPO / "clients" / "warm_executor"
 
 PORT = int(os.environ.get("FEDAVG_WARM_EXECUTOR_TEST_PORT", "9790"))
 NODE_ID = 1
@@ -297,9 +303,9 @@ def test_a_raising_prepare_hook_leaves_the_tasks_to_load_for_themselves(
 
     module = type(sys)("fake_app")
     module.warm_executor_prepare = hook  # type: ignore[attr-defined]
-    monkeypatch.setattr(warm_executor, "_WARM_APP_DIR", [tmp_path])
-    monkeypatch.setattr(warm_executor, "_WARM_APP_MODULE", [module])
-    monkeypatch.setattr(warm_executor, "_PREPARED", [])
+    monkeypatch.setattr(warming, "_WARM_APP_DIR", [tmp_path])
+    monkeypatch.setattr(warming, "_WARM_APP_MODULE", [module])
+    monkeypatch.setattr(warming, "_PREPARED", [])
     warm_executor.prepare_for_tasks(tmp_path, {"seed": 1}, NODE_CONFIG)
     warm_executor.prepare_for_tasks(tmp_path, {"seed": 1}, NODE_CONFIG)  # tried once only
     warm_executor.prepare_for_tasks(tmp_path, {"seed": 2}, NODE_CONFIG)
@@ -375,36 +381,66 @@ def test_containers_run_the_warm_executor_from_the_app_image() -> None:
     from tests.test_manifests import DOCKER, compose_config, dockerignored, manifests
 
     dockerfile = (DOCKER / "Dockerfile").read_text()
-    assert "COPY --chown=app:app clients/warm_executor.py /app/warm_executor.py" in dockerfile
+    assert "COPY --chown=app:app clients/warm_executor /app/warm_executor" in dockerfile
+    assert "WORKDIR /app" in dockerfile  # where `python -m warm_executor` finds it
     rules = [
         ln.strip()
         for ln in (REPO / ".dockerignore").read_text().splitlines()
         if ln.strip() and not ln.startswith("#")
     ]
-    assert not dockerignored("clients/warm_executor.py", rules)
+    for module in PACKAGE.glob("*.py"):
+        assert not dockerignored(str(module.relative_to(REPO)), rules), module
+    assert dockerignored("clients/warm_executor/__pycache__/cli.cpython-311.pyc", rules)
     assert dockerignored("clients/app.py", rules)
     docs = dict(((d["kind"], d["metadata"]["name"]), d) for _, d in manifests())
     pod = docs[("StatefulSet", "supernode")]["spec"]["template"]["spec"]
     clientapp = next(c for c in pod["containers"] if c["name"] == "clientapp")
-    assert clientapp["command"] == ["python", "/app/warm_executor.py"]
+    assert clientapp["command"] == ["python", "-m", "warm_executor"]
+    assert "workingDir" not in clientapp  # the image's, /app
     services = compose_config("compose.yml")["services"]
     for i in range(3):
         service = services[f"clientapp-{i}"]
-        assert service["entrypoint"] == ["python", "/app/warm_executor.py"]
+        assert service["entrypoint"] == ["python", "-m", "warm_executor"]
+        assert "working_dir" not in service  # the image's, /app
         assert service["command"][-1] == f"supernode-{i}:9094"
     assert "entrypoint" not in services["serverapp"]  # the ServerApp keeps Flower's SuperExec
 
 
-def test_the_executor_runs_as_a_plain_file_without_the_app(tmp_path: Path) -> None:
-    # As in the app image: the file alone, the app's packages not importable.
-    script = tmp_path / "warm_executor.py"
-    script.write_text((REPO / "clients" / "warm_executor.py").read_text())
+def test_the_executor_runs_as_a_package_of_its_own_without_the_app(tmp_path: Path) -> None:
+    # As in the app image: the package alone as /app/warm_executor, run from /app.
+    shutil.copytree(
+        PACKAGE, tmp_path / "warm_executor", ignore=shutil.ignore_patterns("__pycache__")
+    )
     done = subprocess.run(
-        [sys.executable, str(script), "--help"],
+        [sys.executable, "-m", "warm_executor", "--help"],
         cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "--runtime-api-address" in done.stdout
+
+
+def test_only_flwr_internals_imports_flwr_and_the_package_needs_nothing_else() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                # The package's own modules, at import time only: start-up drops them from
+                # sys.modules (clients/warm_executor/preload.py), so a later import would
+                # load a second copy with state of its own.
+                assert node in tree.body, (path.name, node.lineno)
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top == "flwr":
+                    assert path.name == "flwr_internals.py", (path.name, name)
+                else:
+                    assert top in sys.stdlib_module_names, (path.name, name)
 
 
 def test_a_task_asks_again_within_20_ms_for_objects_its_supernode_is_still_pulling(
@@ -423,7 +459,7 @@ def test_a_task_asks_again_within_20_ms_for_objects_its_supernode_is_still_pulli
     )
     read_end, write_end = os.pipe()
     try:
-        warm_executor._install_hooks(write_end)
+        child._install_hooks(write_end)
         runtime.pull_and_inflate_object_from_tree("tree", "pull", "confirm", return_type=Message)
     finally:
         os.close(read_end)

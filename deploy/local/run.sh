@@ -35,7 +35,7 @@
 #                     also start one SuperNode with a key that was never
 #                     registered and fail unless the SuperLink refuses it
 #   EXECUTOR          what runs each SuperNode's ClientApp tasks [warm]:
-#                     warm   = clients/warm_executor.py beside each SuperNode
+#                     warm   = clients/warm_executor/ beside each SuperNode
 #                              (--isolation process): one long-lived process
 #                              per node that forks a child per task
 #                              (docs/warm-executor.md);

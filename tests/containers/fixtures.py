@@ -133,9 +133,17 @@ def context_digest() -> str:
         for line in ignore.read_text().splitlines()
         if line.startswith("!")  # a whitelist: `*`, then the files let in
     ]
-    digest = hashlib.sha256()
+    files = []
     for path in [REPO / "deploy" / "docker" / "Dockerfile", ignore, *(REPO / k for k in kept)]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        if path.is_dir():  # a package (the warm executor): its files, not its bytecode
+            files += sorted(
+                p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            )
+        else:
+            files.append(path)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
