@@ -34,6 +34,7 @@ from protocol.messages import (
     LR_KEY,
     METRICS_KEY,
     NUM_EXAMPLES_KEY,
+    PROXIMAL_MU_KEY,
     SERVER_ROUND_KEY,
     TRAIN_LOSS_KEY,
 )
@@ -120,6 +121,7 @@ def train(msg: Message, context: Context) -> Message:
         batch_size=int(round_config[BATCH_SIZE_KEY]),  # type: ignore[arg-type]
         lr=float(round_config[LR_KEY]),  # type: ignore[arg-type]
         rng=rng,
+        proximal_mu=float(round_config.get(PROXIMAL_MU_KEY, 0.0)),  # type: ignore[arg-type]
     )
     content = RecordDict(
         {
@@ -151,7 +153,7 @@ def identify(msg: Message, context: Context) -> Message:
 
     The partition comes from ``partition-id`` or, on a real federation, from
     the manifest of the node's ``data-path``. The reply also says that this
-    ClientApp reads packed weights (``server.packing_grid`` packs only for
+    ClientApp reads packed weights (``server.transport`` packs only for
     nodes that say so).
     """
     identity = ConfigRecord(

@@ -35,6 +35,8 @@ KNOWN_PARTITIONS = ("iid", "noniid")
 # MNIST inputs: standardised with the training set's mean and standard deviation, or the
 # pixels scaled to [0, 1]; the paper does not say which it used.
 INPUT_SCALINGS = ("standardised", "unit")
+# fedavg is the paper's (strategies.fedavg); the others are Flower's (server.strategy_factory).
+STRATEGIES = ("fedavg", "flower-fedavg", "fedprox", "fedavgm", "fedadam")
 DERIVE = -1  # a seed of -1 is derived from ``seed``
 
 Check = Callable[[Any], bool]
@@ -119,6 +121,22 @@ class ExperimentConfig:
     batch_size: int = key(10, _in_range(0, _INF), "B, an integer >= 1, or 0 for B = inf")
     lr: float = key(0.1, _in_range(0, _INF, lo_open=True), "eta, a number > 0")
     lr_decay: float = key(1.0, _in_range(0, 1, lo_open=True), "a number in (0, 1]")
+    strategy: str = key(
+        "fedavg",
+        lambda v: v in STRATEGIES,
+        f"one of {', '.join(STRATEGIES)} (fedavg = the paper's)",
+    )
+    proximal_mu: float = key(0.0, _in_range(0, _INF), "FedProx's mu, a number >= 0")
+    server_lr: float = key(
+        0.0, _in_range(0, _INF), "a number >= 0 (0 = Flower's default: 1.0 fedavgm, 0.1 fedadam)"
+    )
+    server_momentum: float = key(0.0, _in_range(0, 1), "FedAvgM's momentum, a number in [0, 1]")
+    dp_clipping_norm: float = key(
+        0.0, _in_range(0, _INF), "S, a number >= 0 (0 = no DP clipping or noise)"
+    )
+    dp_noise_multiplier: float = key(
+        0.0, _in_range(0, _INF), "z, a number >= 0 (noise std z * S / m)"
+    )
     num_server_rounds: int = key(50, _in_range(1, _INF), "an integer >= 1")
     seed: int = key(0, _in_range(0, 2**32 - 1), "an integer in [0, 2**32)")
     model_seed: int = key(DERIVE, _SEED, "-1 (derive from seed) or >= 0")
@@ -255,7 +273,38 @@ def parse_config(
         if not spec.check(value):
             raise ConfigError(name, raw, _allowed(spec))
         values[name.replace("-", "_")] = value
-    return ExperimentConfig(**values)
+    config = ExperimentConfig(**values)
+    _check_together(config)
+    return config
+
+
+def _check_together(config: ExperimentConfig) -> None:
+    """Keys that mean something only with another: an unused value is an error, not ignored."""
+    only_for = {
+        "proximal-mu": (config.proximal_mu, ("fedprox",)),
+        "server-lr": (config.server_lr, ("fedavgm", "fedadam")),
+        "server-momentum": (config.server_momentum, ("fedavgm",)),
+    }
+    for name, (value, strategies) in only_for.items():
+        if value and config.strategy not in strategies:
+            raise ConfigError(
+                name,
+                value,
+                f"0 unless strategy is {' or '.join(strategies)} (strategy = {config.strategy!r})",
+            )
+    if config.strategy != "fedavg" and config.fraction_train == 0:
+        raise ConfigError(
+            "fraction-train",
+            0.0,
+            f"C > 0 with strategy = {config.strategy!r} (Flower's "
+            "strategies read C = 0 as no training; the paper's one client is strategy = fedavg)",
+        )
+    if config.dp_noise_multiplier and not config.dp_clipping_norm:
+        raise ConfigError(
+            "dp-noise-multiplier",
+            config.dp_noise_multiplier,
+            "0 unless dp-clipping-norm > 0 (the noise std is z * S / m)",
+        )
 
 
 def _allowed(spec: Key) -> str:

@@ -19,7 +19,7 @@ Up (client -> server), the reply to each:
 Message groups are the round number (``group_id = str(t)``). The weights
 (``ARRAYS_KEY``) travel packed, every tensor in one ``Array``
 (``protocol.packing``), to the nodes whose identify reply accepts it
-(``server.packing_grid``), and a client replies in the form it was sent.
+(``server.transport``), and a client replies in the form it was sent.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ SERVER_ROUND_KEY: Final = "server-round"
 LOCAL_EPOCHS_KEY: Final = "local-epochs"
 BATCH_SIZE_KEY: Final = "batch-size"
 LR_KEY: Final = "lr"
+PROXIMAL_MU_KEY: Final = "proximal-mu"  # Flower's FedProx sends it; 0 when absent
 
 # Keys of the reply's MetricRecord / ConfigRecord.
 NUM_EXAMPLES_KEY: Final = "num-examples"

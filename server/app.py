@@ -1,36 +1,38 @@
 """The ServerApp: parse the config, build the model and the strategy, record the run.
 
-Everything here is wiring: the algorithm is ``strategies.FederatedAveraging``,
-the results files are ``server.results``; trackers subscribe to the
-per-round hook.
+Everything here is wiring: the algorithm is ``strategies.FederatedAveraging``
+(or the Flower strategy the config names, ``server.strategy_factory``), the
+rounds are ``server.rounds``, the transport ``server.transport``, the results
+files ``server.results``; trackers subscribe to the per-round hook.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, Context, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
 from protocol.config import ExperimentConfig, parse_config
+from protocol.messages import BATCH_SIZE_KEY, LOCAL_EPOCHS_KEY, LR_KEY, SERVER_ROUND_KEY
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from server.packing_grid import PackingGrid
 from server.plots import plot_run
 from server.provenance import environment_info
 from server.results import ResultsWriter, load_run, one_line_error, write_failed_start
-from server.stall import StallGuard
+from server.round_record import RoundRecord
+from server.rounds import RoundRunner
+from server.stopping import Stopping
+from server.strategy_factory import build_strategy
 from server.tracking import Tracker, fan_out, start_tracker
+from server.transport import TransportGrid
 from server.wandb_config import parse_wandb_config
-from strategies.fedavg import FederatedAveraging, RoundRecord
-from strategies.object_retry import PullHookMoved, retry_unavailable_objects_sooner
-from strategies.records import to_array_record
-from strategies.streaming import DEFAULT_INTERVAL, poll_interval_for
+from strategies.nodes import wait_for_nodes
+from strategies.records import to_array_record, to_named_arrays
 from tasks.examples import ExampleSet, sample_examples
 from tasks.registry import get_task
 from tasks.training import evaluate, resolve_device
@@ -64,28 +66,23 @@ def central_evaluator(
     return evaluate_fn
 
 
-def build_strategy(
-    config: ExperimentConfig, *, first_round: int = 1, poll_interval: float = DEFAULT_INTERVAL
-) -> FederatedAveraging:
-    """The paper's FederatedAveraging with the config's C, E, B and eta."""
-    return FederatedAveraging(
-        fraction_train=config.fraction_train,
-        local_epochs=config.local_epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        lr_decay=config.lr_decay,
-        sampling_seed=config.seeds["sampling"],
-        min_nodes=config.min_nodes,
-        node_wait_seconds=config.node_wait_seconds,
-        fraction_evaluate=config.fraction_evaluate,
-        max_update_norm=config.max_update_norm or None,
-        max_examples=config.max_num_examples or None,
-        min_replies=config.min_replies,
-        first_round=first_round,
-        target_accuracy=config.target,
-        stop_at_target=config.stop_at_target,
-        poll_interval=poll_interval,
-    )
+def round_config(config: ExperimentConfig) -> Callable[[int], ConfigRecord]:
+    """Round t's train config: E, B and eta_t, for any strategy's clients.
+
+    Ours sets the same values itself; Flower's strategies send what they are given.
+    """
+
+    def train_config(server_round: int) -> ConfigRecord:
+        return ConfigRecord(
+            {
+                SERVER_ROUND_KEY: server_round,
+                LOCAL_EPOCHS_KEY: config.local_epochs,
+                BATCH_SIZE_KEY: config.batch_size,
+                LR_KEY: config.lr * config.lr_decay ** (server_round - 1),
+            }
+        )
+
+    return train_config
 
 
 def progress_line(record: RoundRecord, num_rounds: int) -> str:
@@ -137,13 +134,9 @@ def fail_before_start(
 def main(grid: Grid, context: Context) -> None:
     """Run one FedAvg experiment from the run config."""
     config: ExperimentConfig | None = None
-    try:
-        retry_unavailable_objects_sooner()
-    except PullHookMoved as moved:  # only slower: a pull waits Flower's 1 s again
-        log(WARNING, "reply objects are retried at Flower's pace: %s", moved)
-    poll_interval = poll_interval_for(grid, os.environ)
-    # Weights travel packed to the nodes that read it; the strategy sees named arrays.
-    grid = PackingGrid(grid)
+    # Weights travel packed to the nodes that read it, replies stream in as they are
+    # pulled; every strategy sees named arrays.
+    grid = TransportGrid(grid)
     try:  # a run that fails before round 1 still says so, in one line and in summary.json
         config = parse_config(context.run_config)
         tracking = parse_wandb_config(context.run_config)
@@ -163,8 +156,8 @@ def main(grid: Grid, context: Context) -> None:
         if checkpoint is not None:
             check_compatible(checkpoint, config)
         first_round = checkpoint.round + 1 if checkpoint else 1
-        strategy = build_strategy(config, first_round=first_round, poll_interval=poll_interval)
-        num_clients = len(strategy.wait_for_nodes(grid))
+        num_clients = len(wait_for_nodes(grid, config.min_nodes, config.node_wait_seconds))
+        strategy = build_strategy(config, num_clients=num_clients)
     except Exception as error:
         fail_before_start(context, error, config)
         raise
@@ -195,32 +188,37 @@ def main(grid: Grid, context: Context) -> None:
             save_checkpoint(
                 writer.directory,
                 server_round=record.round,
-                arrays=strategy.global_arrays,
+                arrays=to_named_arrays(runner.arrays),
                 config=config,
             )
 
-    # The guard last: a round that ends the run is written, shown and tracked first.
-    strategy.on_round_end = fan_out(
-        writer.append_round,
-        checkpoint_round,
-        show_progress,
-        tracker.log_round,
-        StallGuard(config.max_rounds_without_update),
+    runner = RoundRunner(
+        strategy,
+        grid,
+        timeout=config.round_timeout,
+        train_config=round_config(config),
+        evaluate_fn=central_evaluator(config, test),
+        on_round_end=fan_out(
+            writer.append_round, checkpoint_round, show_progress, tracker.log_round
+        ),
+        stopping=Stopping(
+            target_accuracy=config.target,
+            stop_at_target=config.stop_at_target,
+            max_rounds_without_update=config.max_rounds_without_update,
+        ),
     )
     try:
-        result = strategy.start(
-            grid=grid,
-            initial_arrays=initial_arrays,
+        outcome = runner.run(
+            initial_arrays,
             num_rounds=config.num_server_rounds - first_round + 1,
-            timeout=config.round_timeout,
-            evaluate_fn=central_evaluator(config, test),
+            first_round=first_round,
         )
     except BaseException as error:
         summary = writer.finish(status="failed", error=f"{type(error).__name__}: {error}")
         close_run(writer.directory, summary, tracker, final_arrays=None)
         raise
-    summary = writer.finish(status="completed", stopped_early=strategy.stopped_early)
-    close_run(writer.directory, summary, tracker, final_arrays=result.arrays)
+    summary = writer.finish(status="completed", stopped_early=outcome.stopped_early)
+    close_run(writer.directory, summary, tracker, final_arrays=outcome.result.arrays)
     log(
         INFO,
         "done: best accuracy %s, rounds to %.2f: %s, %d bytes, %.1f s",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.config import ExperimentConfig
-from strategies.fedavg import RoundRecord
+from server.round_record import RoundRecord
 from strategies.target import rounds_to_target
 
 METRIC_FIELDS = (

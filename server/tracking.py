@@ -36,8 +36,8 @@ from flwr.app import ArrayRecord
 from flwr.common.logger import log
 
 from protocol.config import ExperimentConfig
+from server.round_record import RoundRecord
 from server.wandb_config import WandbConfig
-from strategies.fedavg import RoundRecord
 
 RoundHook = Callable[[RoundRecord], object]  # return values are ignored
 

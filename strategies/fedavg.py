@@ -1,38 +1,38 @@
 """FederatedAveraging (McMahan et al., AISTATS 2017, Algorithm 1) as a Flower Strategy.
 
-Server side of Algorithm 1, one round t (``FederatedAveraging.start``):
+Server side of Algorithm 1, one round t, as Flower's Strategy hooks:
 
-1. Configure: m = max(floor(C * K), 1); S_t = m clients drawn uniformly
-   without replacement from the K connected nodes, by a generator derived from
-   (sampling seed, t) (``strategies.sampling``); nodes are listed by the client
-   id (partition) each reports once per run (``strategies.nodes``), so a seed
-   picks the same clients in every run and on every engine. Each k in S_t is
-   sent w_t and the round's E, B and eta_t (eta_t = eta * lr_decay ** (t - 1);
-   the paper tunes eta and decays it in some experiments).
-2. Send and fold: each reply w^k_{t+1} is folded into the running sum
+1. ``configure_train``: m = max(floor(C * K), 1); S_t = m clients drawn
+   uniformly without replacement from the K connected nodes, by a generator
+   derived from (sampling seed, t) (``strategies.sampling``); nodes are listed
+   by the client id (partition) each reports once per run
+   (``strategies.nodes``), so a seed picks the same clients in every run and
+   on every engine. Each k in S_t is sent w_t and the round's E, B and eta_t
+   (eta_t = eta * lr_decay ** (t - 1); the paper tunes eta and decays it in
+   some experiments).
+2. ``aggregate_train``: each reply w^k_{t+1} is folded into the running sum
    w_{t+1} = sum_{k in S_t} (n_k / m_t) w^k_{t+1}, m_t = sum_{k in S_t} n_k,
-   as it is pulled (``strategies.streaming``), and dropped; replies after the
-   round's deadline are absent. Only replies that pass validation count
-   (``strategies.replies``); the others are counted with their reason. With
-   fewer than ``min_replies`` valid replies w_{t+1} = w_t.
-3. Evaluate: optionally on a fraction of the clients' local test splits
-   (federated evaluation), and centrally by the caller's ``evaluate_fn``.
-4. Record: one ``RoundRecord`` per round goes to ``on_round_end`` (results
-   files, checkpoints, trackers); the run stops early at the target when
-   ``stop_at_target`` is set.
+   as it is read, and dropped (``strategies.replies``). Only replies that
+   pass validation count; the others are counted with their reason
+   (``rejections_of``). With fewer than ``min_replies`` valid replies the
+   round is skipped: no new arrays, w_{t+1} = w_t.
+3. ``configure_evaluate`` / ``aggregate_evaluate``: optionally, the n_k-weighted
+   loss and accuracy of w_{t+1} on a fraction of the clients' local test
+   splits (federated evaluation), sampled from a stream of its own.
 
-The hooks are a plain Flower Strategy: Flower's own ``Strategy.start`` drives
-them, and so does a Flower wrapper around this strategy, started the Flower
-way (``DifferentialPrivacyServerSideFixedClipping(FederatedAveraging(...),
-...).start(grid, ...)``). ``start`` here adds what Algorithm 1's
-reproduction needs on top of the same hooks: replies folded as they are
-pulled, absolute rounds for a resumed run, round records and early stop.
+That is all the strategy does: it is a plain Flower Strategy, driven by
+Flower's own ``Strategy.start``, by a Flower wrapper around it started the
+Flower way (``DifferentialPrivacyServerSideFixedClipping(FederatedAveraging(
+...), ...).start(grid, ...)``), or by this project's round runner
+(``server.rounds``), which adds what the reproduction needs around the same
+hooks: replies streamed into ``aggregate_train`` as they are pulled, absolute
+rounds for a resumed run, central evaluation, one record per round, early
+stop at the target and the stall rule. The strategy sends and reads named
+arrays; packing them for the wire is the transport's job
+(``server.transport``).
 
-The strategy sends and reads named arrays. Packing w_t into one Flower
-``Array`` for the wire (``protocol.packing``) is the transport's job: the
-ServerApp wraps Flower's grid in ``server.packing_grid.PackingGrid``, which
-packs only for nodes that said they read it. A reply without a train loss is
-accepted (its loss is not recorded); Flower's ``train_loss`` key is read too.
+A reply without a train loss is accepted (its loss is not recorded); Flower's
+``train_loss`` key is read too.
 
 Deviations from Flower's built-in ``FedAvg``, on purpose: sampling is seeded
 per round (Flower uses the global ``random``), C = 0 means one client (the
@@ -44,14 +44,14 @@ of failing the run.
 from __future__ import annotations
 
 import gc
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from logging import INFO, WARNING
+from typing import ClassVar
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Result, Strategy
+from flwr.serverapp.strategy import Strategy
 
 from protocol.messages import (
     ARRAYS_KEY,
@@ -68,18 +68,16 @@ from protocol.messages import (
 from strategies.nodes import ClientDirectory, NodeWaitTimeout, wait_for_nodes
 from strategies.records import NamedArrays, to_array_record, to_named_arrays
 from strategies.replies import TrainFold, parse_evaluate_reply
-from strategies.round_record import RoundRecord, result_of
 from strategies.sampling import clients_per_round, sample_clients
-from strategies.streaming import DEFAULT_INTERVAL, ReplyStream
-from strategies.target import rounds_to_target
 
-__all__ = ["FederatedAveraging", "NodeWaitTimeout", "RoundRecord"]
+__all__ = ["CLIENTS_REJECTED_KEY", "FederatedAveraging", "NodeWaitTimeout"]
 
 # Federated evaluation samples from its own stream, so that turning it on
 # does not change which clients train.
 _EVALUATE_SEED_OFFSET = 0x5EED
 
-EvaluateFn = Callable[[int, ArrayRecord], MetricRecord | None]
+# aggregate_train's metrics: how many of the round's replies failed validation.
+CLIENTS_REJECTED_KEY = "clients-rejected"
 
 
 class FederatedAveraging(Strategy):
@@ -106,19 +104,10 @@ class FederatedAveraging(Strategy):
         max_examples: reject replies whose n_k exceeds this (default: None).
         min_replies: valid replies needed to update the model; a round with
             fewer is skipped, w_{t+1} = w_t, and logged (default: 1).
-        first_round: the number of the first round this ``start`` runs;
-            above 1 when resuming from a checkpoint of round first_round - 1.
-            Sampling, eta_t and the records use these absolute rounds, so a
-            resumed run repeats the uninterrupted one (default: 1).
-        target_accuracy: the accuracy for rounds-to-target (default: None).
-        stop_at_target: end the run at the first evaluated round whose
-            accuracy reaches the target (default: False).
         identify_clients: ask each node once for its client id (its
             partition) and sample over client ids rather than node ids
             (default: True).
         identify_timeout: seconds to wait for those answers (default: 60).
-        poll_interval: seconds between pulls of a round's replies
-            (default: 0.2).
         weighted_by_key: the reply metric that holds n_k (default:
             "num-examples", as Flower's ``FedAvg``).
         arrayrecord_key: the record of w_t in an instruction, and of w^k in
@@ -126,9 +115,11 @@ class FederatedAveraging(Strategy):
             likes (default: "arrays").
         configrecord_key: the record of E, B and eta_t in an instruction
             (default: "config").
-        on_round_end: called with each round's ``RoundRecord`` once the
-            round, including central evaluation, is done (default: None).
     """
+
+    # aggregate_train folds each reply as it comes and never looks back: a runner may hand
+    # it the replies as they are pulled (``server.rounds``) instead of a list of all m.
+    reads_replies_once: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -145,13 +136,8 @@ class FederatedAveraging(Strategy):
         max_update_norm: float | None = None,
         max_examples: int | None = None,
         min_replies: int = 1,
-        first_round: int = 1,
-        target_accuracy: float | None = None,
-        stop_at_target: bool = False,
         identify_clients: bool = True,
         identify_timeout: float = 60.0,
-        poll_interval: float = DEFAULT_INTERVAL,
-        on_round_end: Callable[[RoundRecord], None] | None = None,
         weighted_by_key: str = NUM_EXAMPLES_KEY,
         arrayrecord_key: str = ARRAYS_KEY,
         configrecord_key: str = CONFIG_KEY,
@@ -162,12 +148,8 @@ class FederatedAveraging(Strategy):
                 f"need E >= 1, B >= 0, eta > 0, 0 < lr_decay <= 1; got E={local_epochs}, "
                 f"B={batch_size}, eta={lr}, lr_decay={lr_decay}"
             )
-        if min_replies < 1 or first_round < 1:
-            raise ValueError(
-                f"need min_replies >= 1 and first_round >= 1, got {min_replies}, {first_round}"
-            )
-        if stop_at_target and target_accuracy is None:
-            raise ValueError("stop_at_target needs a target_accuracy")
+        if min_replies < 1:
+            raise ValueError(f"need min_replies >= 1, got {min_replies}")
         self.fraction_train = fraction_train
         self.local_epochs = local_epochs
         self.batch_size = batch_size
@@ -180,102 +162,15 @@ class FederatedAveraging(Strategy):
         self.max_update_norm = max_update_norm
         self.max_examples = max_examples
         self.min_replies = min_replies
-        self.first_round = first_round
-        self.target_accuracy = target_accuracy
-        self.stop_at_target = stop_at_target
-        self.poll_interval = poll_interval
-        self.on_round_end = on_round_end
         self.weighted_by_key = weighted_by_key
         self.arrayrecord_key = arrayrecord_key
         self.configrecord_key = configrecord_key
-        self.records: dict[int, RoundRecord] = {}
-        self.stopped_early = False
+        # w_t as sent in configure_train: the reference of aggregate_train's norm bound
+        # and array specs (Flower's FedAvgM and FedOpt keep theirs the same way).
         self._global: NamedArrays = {}
         self._train_messages: list[Message] = []
-        self._message_ttl: float | None = None  # Flower's default until start() sets it
-        self._clients = ClientDirectory(
-            identify=identify_clients, timeout=identify_timeout, stream=self._stream
-        )
-
-    # ------------------------------------------------- Algorithm 1, server side
-
-    def start(  # noqa: PLR0917 - Flower's signature
-        self,
-        grid: Grid,
-        initial_arrays: ArrayRecord,
-        num_rounds: int = 3,
-        timeout: float = 3600,
-        train_config: ConfigRecord | None = None,
-        evaluate_config: ConfigRecord | None = None,
-        evaluate_fn: EvaluateFn | None = None,
-    ) -> Result:
-        """Run rounds ``first_round`` .. ``first_round + num_rounds - 1`` of Algorithm 1.
-
-        Args:
-            grid: the federation.
-            initial_arrays: w_{first_round - 1} (w_0 unless resuming).
-            num_rounds: rounds to run.
-            timeout: seconds a round waits for replies after sending w_t.
-            train_config, evaluate_config: extra keys sent with every
-                instruction.
-            evaluate_fn: central evaluation, ``evaluate_fn(t, w_t)`` returns
-                a MetricRecord with ``accuracy`` and ``loss`` (or None to skip
-                the round).
-
-        Returns:
-            Flower's ``Result``, by absolute round; ``arrays`` is the last
-            global model, also when no round produced a valid update.
-        """
-        self.summary()
-        self.records, self.stopped_early = {}, False
-        # A round's messages expire once the round can no longer use their replies: a
-        # SuperLink then stops delivering them, and a client that gets one late skips it
-        # (clients.app) rather than train for a round that has moved on. The round's clock
-        # starts once its messages are pushed, a TTL's when they are made, and pushing to a
-        # busy SuperLink can take a while: the TTL allows a second round-timeout for that.
-        self._message_ttl = 2 * timeout
-        arrays = initial_arrays
-        self._global = to_named_arrays(arrays)
-        if self.first_round == 1:  # a resumed run evaluated its checkpoint's model before
-            self._end_round(self._evaluate(RoundRecord(round=0), arrays, evaluate_fn))
-        for t in range(self.first_round, self.first_round + num_rounds):
-            started = time.monotonic()
-            # Configure and send: sample S_t, send w_t with E, B, eta_t.
-            messages = self.configure_train(t, arrays, _copy(train_config), grid)
-            # Fold: each valid reply joins the n_k-weighted sum as it is pulled.
-            replies = self._stream(grid, messages, timeout=timeout)
-            sent = time.monotonic()
-            new_arrays, _ = self.aggregate_train(t, replies)
-            record = self.records[t]
-            log(
-                INFO,
-                "round %d: %d replies pulled in %d polls, at most %d at once",
-                t,
-                record.clients_replied,
-                replies.polls,
-                replies.largest_pull,
-            )
-            # Waiting for replies and folding them interleave: the fold's share is the rest.
-            record.aggregate_seconds = time.monotonic() - sent - replies.wait_seconds
-            record.clients_seconds = replies.wait_seconds
-            if new_arrays is not None:
-                arrays = new_arrays
-            # Evaluate: on the clients' local splits (optional), then centrally.
-            evaluate_messages = self.configure_evaluate(t, arrays, _copy(evaluate_config), grid)
-            if evaluate_messages:
-                evaluations = self._stream(grid, evaluate_messages, timeout=timeout)
-                self.aggregate_evaluate(t, evaluations)
-            self._evaluate(record, arrays, evaluate_fn)
-            record.seconds = time.monotonic() - started
-            # Record, and stop once the target is reached if asked to.
-            self._end_round(record)
-            if self.stop_at_target and self._reached_target(record):
-                log(INFO, "round %d: target accuracy %s reached, stopping", t, self.target_accuracy)
-                self.stopped_early = True
-                break
-        result = result_of(self.records)
-        result.arrays = arrays
-        return result
+        self._rejections: dict[int, list[str]] = {}
+        self._clients = ClientDirectory(identify=identify_clients, timeout=identify_timeout)
 
     # ----------------------------------------------------------- Strategy hooks
 
@@ -304,19 +199,11 @@ class FederatedAveraging(Strategy):
         node_ids = self.wait_for_nodes(grid)
         m = clients_per_round(self.fraction_train, len(node_ids))
         sampled = self._sample(grid, node_ids, m, self.sampling_seed, server_round)
-        lr = self.learning_rate(server_round)
         train_config = ConfigRecord(dict(config))
         train_config[SERVER_ROUND_KEY] = server_round
         train_config[LOCAL_EPOCHS_KEY] = self.local_epochs
         train_config[BATCH_SIZE_KEY] = self.batch_size
-        train_config[LR_KEY] = lr
-        self.records[server_round] = RoundRecord(
-            round=server_round,
-            clients_available=len(node_ids),
-            clients_sampled=len(sampled),
-            lr=lr,
-            bytes_down=arrays.count_bytes() * len(sampled),
-        )
+        train_config[LR_KEY] = self.learning_rate(server_round)
         log(INFO, "round %d: sampled %d of %d clients", server_round, m, len(node_ids))
         # Kept so that a reply is attributed to the node it answers for (grids give
         # each message its id as they push it): an error the SuperLink writes for a
@@ -329,8 +216,12 @@ class FederatedAveraging(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Fold each valid reply into the n_k-weighted mean as it comes; count the others."""
-        record = self.records.setdefault(server_round, RoundRecord(round=server_round))
+        """Fold each valid reply into the n_k-weighted mean as it comes; count the others.
+
+        The metrics: ``num-examples`` (m_t) and ``train-loss`` (the n_k-weighted
+        mean of the clients' losses, when they sent one) of an update, and
+        ``clients-rejected`` always; the reasons are ``rejections_of(t)``.
+        """
         fold = TrainFold(
             self._global,
             max_examples=self.max_examples,
@@ -352,30 +243,25 @@ class FederatedAveraging(Strategy):
             # frees what other code may have left, before the next reply arrives.
             del reply
             gc.collect(1)
-        record.clients_replied, record.bytes_up = fold.replied, fold.bytes_up
-        record.clients_rejected, record.rejections = len(fold.rejections), fold.rejections
+        self._rejections = {server_round: fold.rejections}
         metrics: dict[str, int | float | list[int] | list[float]] = {
-            "clients-sampled": record.clients_sampled,
-            "clients-replied": record.clients_replied,
-            "clients-rejected": record.clients_rejected,
+            CLIENTS_REJECTED_KEY: len(fold.rejections),
         }
         if fold.valid < self.min_replies:
             log(
                 WARNING,
-                "round %d skipped: %d valid replies of %d sampled, need min-replies=%d; "
+                "round %d skipped: %d valid replies of %d, need min-replies=%d; "
                 "the global model stays as it was",
                 server_round,
                 fold.valid,
-                record.clients_sampled,
+                fold.replied,
                 self.min_replies,
             )
             return None, MetricRecord(metrics)
-        record.examples, record.train_loss = fold.examples, fold.train_loss
-        record.model_updated = True
         self._global = fold.result()
-        metrics[NUM_EXAMPLES_KEY] = record.examples
-        if record.train_loss is not None:
-            metrics[TRAIN_LOSS_KEY] = record.train_loss
+        metrics[NUM_EXAMPLES_KEY] = fold.examples
+        if fold.train_loss is not None:
+            metrics[TRAIN_LOSS_KEY] = fold.train_loss
         return to_array_record(self._global), MetricRecord(metrics)
 
     def configure_evaluate(
@@ -390,8 +276,6 @@ class FederatedAveraging(Strategy):
         sampled = self._sample(grid, node_ids, m, seed, server_round)
         evaluate_config = ConfigRecord(dict(config))
         evaluate_config[SERVER_ROUND_KEY] = server_round
-        record = self.records.setdefault(server_round, RoundRecord(round=server_round))
-        record.bytes_down += arrays.count_bytes() * len(sampled)
         return self._messages(arrays, evaluate_config, sampled, MessageType.EVALUATE, server_round)
 
     def aggregate_evaluate(
@@ -416,28 +300,19 @@ class FederatedAveraging(Strategy):
             correct_sum += accuracy * n
         if total == 0:
             return None
-        record = self.records.setdefault(server_round, RoundRecord(round=server_round))
-        record.eval_loss, record.eval_accuracy = loss_sum / total, correct_sum / total
         return MetricRecord(
-            {EVAL_LOSS_KEY: record.eval_loss, EVAL_ACCURACY_KEY: record.eval_accuracy}
+            {
+                EVAL_LOSS_KEY: loss_sum / total,
+                EVAL_ACCURACY_KEY: correct_sum / total,
+                NUM_EXAMPLES_KEY: total,
+            }
         )
 
     # ------------------------------------------------------------------ queries
 
-    def rounds_to_target(self) -> float | None:
-        """Rounds to ``target_accuracy`` the paper's way, from the evaluated rounds so far."""
-        if self.target_accuracy is None:
-            return None
-        evaluated = [
-            (r, rec.test_accuracy)
-            for r, rec in sorted(self.records.items())
-            if rec.test_accuracy is not None
-        ]
-        return rounds_to_target(
-            [r for r, _ in evaluated],
-            [a for _, a in evaluated],
-            self.target_accuracy,  # type: ignore[misc]
-        )
+    def rejections_of(self, server_round: int) -> list[str]:
+        """Why each rejected train reply of ``server_round`` (the last aggregated) was rejected."""
+        return list(self._rejections.get(server_round, []))
 
     @property
     def global_arrays(self) -> NamedArrays:
@@ -453,11 +328,6 @@ class FederatedAveraging(Strategy):
         return self._clients.order(grid, node_ids)
 
     # ------------------------------------------------------------------ helpers
-
-    def _stream(
-        self, grid: Grid, messages: Iterable[Message], *, timeout: float | None
-    ) -> ReplyStream:
-        return ReplyStream(grid, messages, timeout=timeout, interval=self.poll_interval)
 
     def _sample(
         self, grid: Grid, node_ids: list[int], m: int, seed: int, server_round: int
@@ -481,45 +351,10 @@ class FederatedAveraging(Strategy):
                 dst_node_id=node_id,
                 message_type=message_type,
                 group_id=str(server_round),
-                ttl=self._message_ttl,
             )
             for node_id in node_ids
         ]
 
-    def _evaluate(
-        self, record: RoundRecord, arrays: ArrayRecord, evaluate_fn: EvaluateFn | None
-    ) -> RoundRecord:
-        """Central evaluation of the round's global model into its record."""
-        started = time.monotonic()
-        metrics = evaluate_fn(record.round, arrays) if evaluate_fn else None
-        record.evaluate_seconds = time.monotonic() - started
-        if metrics is not None:
-            record.test_accuracy = _optional_float(metrics.get("accuracy"))
-            record.test_loss = _optional_float(metrics.get("loss"))
-        self.records[record.round] = record
-        return record
-
-    def _end_round(self, record: RoundRecord) -> None:
-        if self.on_round_end is not None:
-            self.on_round_end(record)
-
-    def _reached_target(self, record: RoundRecord) -> bool:
-        return (
-            record.round > 0
-            and self.target_accuracy is not None
-            and record.test_accuracy is not None
-            and record.test_accuracy >= self.target_accuracy
-        )
-
-
-def _copy(config: ConfigRecord | None) -> ConfigRecord:
-    """A fresh ConfigRecord per round: hooks may add to it."""
-    return ConfigRecord(dict(config or {}))
-
 
 def _source(reply: Message) -> int:
     return reply.metadata.src_node_id
-
-
-def _optional_float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

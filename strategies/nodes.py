@@ -11,7 +11,6 @@ has a timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from logging import INFO, WARNING
 
 from flwr.app import Message, RecordDict
@@ -19,7 +18,6 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from protocol.messages import CLIENT_ID_KEY, IDENTIFY, IDENTITY_KEY
-from strategies.streaming import ReplyStream
 
 
 class NodeWaitTimeout(RuntimeError):
@@ -45,16 +43,9 @@ def wait_for_nodes(grid: Grid, min_nodes: int, wait_seconds: float) -> list[int]
 class ClientDirectory:
     """Client ids of the nodes, asked once per node (``identify``) or left unknown."""
 
-    def __init__(
-        self,
-        *,
-        identify: bool,
-        timeout: float,
-        stream: Callable[..., ReplyStream] = ReplyStream,
-    ) -> None:
+    def __init__(self, *, identify: bool, timeout: float) -> None:
         self.identify = identify
         self.timeout = timeout
-        self._stream = stream
         self._client_ids: dict[int, int | None] = {}
 
     def order(self, grid: Grid, node_ids: list[int]) -> list[int]:
@@ -73,15 +64,15 @@ class ClientDirectory:
 
     def _ask(self, grid: Grid, node_ids: list[int]) -> dict[int, int | None]:
         messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
-        replies = self._stream(grid, messages, timeout=self.timeout)
+        replies = grid.send_and_receive(messages, timeout=self.timeout)
         found: dict[int, int | None] = {}
         for reply in replies:
             value = None
             if reply.has_content() and IDENTITY_KEY in reply.content.config_records:
                 value = reply.content.config_records[IDENTITY_KEY].get(CLIENT_ID_KEY)
             valid = isinstance(value, int) and not isinstance(value, bool)
-            node = replies.sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
-            found[node] = value if valid else None  # type: ignore[assignment]
+            # An error the SuperLink writes comes from its own id and carries no client id.
+            found[reply.metadata.src_node_id] = value if valid else None  # type: ignore[assignment]
         missing = len(node_ids) - sum(v is not None for v in found.values())
         if missing:
             log(WARNING, "%d node(s) gave no client id; they are ordered by node id", missing)

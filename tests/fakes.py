@@ -110,3 +110,20 @@ def fail_training_round(grid: FakeGrid, server_round: int, error: Exception) -> 
 
     grid.send_and_receive = send_and_receive  # type: ignore[method-assign]
     return grid
+
+
+def run_rounds(
+    strategy: Any,
+    grid: Grid,
+    initial: Any,
+    *,
+    num_rounds: int,
+    first_round: int = 1,
+    **runner: Any,
+) -> Any:
+    """``strategy``'s rounds through the project's round runner over ``grid``: a RunOutcome."""
+    from server.rounds import RoundRunner
+
+    return RoundRunner(strategy, grid, **runner).run(
+        initial, num_rounds=num_rounds, first_round=first_round
+    )

@@ -1,4 +1,4 @@
-"""strategies/object_retry.py: the deployment grid asks again for a reply's arrays after 20 ms."""
+"""server/transport/object_retry.py: the deployment grid asks for reply arrays again after 20 ms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from strategies import object_retry
+from server.transport import object_retry
 
 
 def test_the_grid_retries_unavailable_reply_objects_after_20_ms(

@@ -12,8 +12,8 @@ from flwr.app import Context, Message
 from clients.node_data import NodeDataError
 from server.config import parse_config
 from server.results import ResultsWriter, load_run
-from server.stall import NoUpdateError, StallGuard
-from strategies.fedavg import RoundRecord
+from server.round_record import RoundRecord
+from server.stopping import NoUpdateError, StallGuard
 from tests.test_apps import base_config, dispatch, run_server
 
 

@@ -17,7 +17,7 @@ from strategies.records import to_named_arrays
 from strategies.sampling import sample_clients
 from tasks.registry import get_task
 from tasks.training import train_local
-from tests.fakes import FakeGrid, set_task_identity
+from tests.fakes import FakeGrid, run_rounds, set_task_identity
 from tests.test_strategy import GLOBAL, honest
 
 set_task_identity()
@@ -32,14 +32,14 @@ def train_messages(grid: FakeGrid) -> list[Message]:
 
 
 def test_a_resumed_run_sends_the_same_decayed_eta_and_sample_as_the_whole_run() -> None:
+    def strategy() -> FederatedAveraging:
+        return FederatedAveraging(fraction_train=0.3, lr=0.2, lr_decay=0.5, sampling_seed=3)
+
     whole = FakeGrid(10, honest)
-    FederatedAveraging(fraction_train=0.3, lr=0.2, lr_decay=0.5, sampling_seed=3).start(
-        whole, initial(), num_rounds=4
-    )
+    run_rounds(strategy(), whole, initial(), num_rounds=4)
     resumed = FakeGrid(10, honest)
-    FederatedAveraging(
-        fraction_train=0.3, lr=0.2, lr_decay=0.5, sampling_seed=3, first_round=3
-    ).start(resumed, initial(), num_rounds=2)
+    outcome = run_rounds(strategy(), resumed, initial(), num_rounds=2, first_round=3)
+    assert sorted(outcome.records) == [3, 4]  # round 0 was evaluated before the checkpoint
 
     def by_round(grid: FakeGrid) -> dict[int, tuple[float, list[int]]]:
         rounds: dict[int, tuple[float, list[int]]] = {}
@@ -57,8 +57,11 @@ def test_sampling_is_the_seeded_oracle_and_a_new_seed_changes_it() -> None:
     picks = {}
     for seed in (1, 2):
         grid = FakeGrid(10, honest)
-        FederatedAveraging(fraction_train=0.3, sampling_seed=seed).start(
-            grid, initial(), num_rounds=3
+        run_rounds(
+            FederatedAveraging(fraction_train=0.3, sampling_seed=seed),
+            grid,
+            initial(),
+            num_rounds=3,
         )
         picks[seed] = [m.metadata.dst_node_id for m in train_messages(grid)]
         expected = [
@@ -80,9 +83,10 @@ def test_federated_evaluation_leaves_the_training_sample_unchanged() -> None:
     sampled = []
     for fraction_evaluate in (0.0, 0.5):
         grid = FakeGrid(10, handler)
-        FederatedAveraging(
+        strategy = FederatedAveraging(
             fraction_train=0.2, fraction_evaluate=fraction_evaluate, sampling_seed=5
-        ).start(grid, initial(), num_rounds=4)
+        )
+        run_rounds(strategy, grid, initial(), num_rounds=4)
         sampled.append([m.metadata.dst_node_id for m in train_messages(grid)])
         evaluated = [m for m in grid.sent if m.metadata.message_type == "evaluate"]
         assert len(evaluated) == (20 if fraction_evaluate else 0)
@@ -100,8 +104,9 @@ class DuplicatingGrid(FakeGrid):
 def test_a_duplicate_reply_is_rejected_and_counted_once_in_the_average() -> None:
     grid = DuplicatingGrid(3, honest)
     strategy = FederatedAveraging(fraction_train=1.0, identify_clients=False)
-    final = to_named_arrays(strategy.start(grid, initial(), num_rounds=1).arrays)
-    record = strategy.records[1]
+    outcome = run_rounds(strategy, grid, initial(), num_rounds=1)
+    final = to_named_arrays(outcome.result.arrays)
+    record = outcome.records[1]
     assert (record.clients_replied, record.clients_rejected) == (6, 3)
     assert all("duplicate reply" in r for r in record.rejections)
     np.testing.assert_allclose(final["w"], (1 * 100 + 2 * 200 + 3 * 300) / 600, rtol=1e-6)

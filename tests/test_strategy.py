@@ -9,10 +9,13 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from protocol.packing import unpack
-from strategies.fedavg import FederatedAveraging, NodeWaitTimeout, RoundRecord
+from server.round_record import RoundRecord
+from server.rounds import RunOutcome
+from server.stopping import Stopping
+from strategies.fedavg import FederatedAveraging, NodeWaitTimeout
 from strategies.records import to_named_arrays
 from strategies.sampling import sample_clients
-from tests.fakes import FakeGrid, set_task_identity
+from tests.fakes import FakeGrid, run_rounds, set_task_identity
 
 set_task_identity()
 
@@ -37,16 +40,16 @@ def run(
     nodes: int = 10,
     rounds: int = 1,
     **kwargs: object,
-) -> tuple[FederatedAveraging, dict[str, np.ndarray], FakeGrid]:
+) -> tuple[RunOutcome, dict[str, np.ndarray], FakeGrid]:
     grid = FakeGrid(nodes, handler)
     strategy = FederatedAveraging(**kwargs)  # type: ignore[arg-type]
     initial = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
-    result = strategy.start(grid, initial, num_rounds=rounds)
-    return strategy, to_named_arrays(result.arrays), grid
+    outcome = run_rounds(strategy, grid, initial, num_rounds=rounds)
+    return outcome, to_named_arrays(outcome.result.arrays), grid
 
 
 def test_one_round_is_the_n_k_weighted_average_of_the_sampled_clients() -> None:
-    strategy, final, grid = run(honest, fraction_train=0.3, sampling_seed=4)
+    outcome, final, grid = run(honest, fraction_train=0.3, sampling_seed=4)
     sampled = [grid.contexts[m.metadata.dst_node_id].node_config["partition-id"] for m in grid.sent]
     assert len(sampled) == 3
     offsets = np.array([k + 1 for k in sampled], dtype=float)
@@ -54,7 +57,7 @@ def test_one_round_is_the_n_k_weighted_average_of_the_sampled_clients() -> None:
     np.testing.assert_allclose(
         final["w"], np.full((3, 2), np.average(offsets, weights=weights)), rtol=1e-6
     )
-    record = strategy.records[1]
+    record = outcome.records[1]
     assert (record.clients_sampled, record.clients_replied, record.clients_rejected) == (3, 3, 0)
     assert record.examples == int(weights.sum())
     assert record.train_loss == pytest.approx(np.average(np.array(sampled, float), weights=weights))
@@ -136,8 +139,8 @@ def _bad(kind: str) -> Callable[[Message, Context], Message]:
     ],
 )
 def test_a_bad_reply_is_excluded_counted_and_never_averaged_in(kind: str, reason: str) -> None:
-    strategy, final, _ = run(_bad(kind), nodes=3, fraction_train=1.0, max_update_norm=1e3)
-    record = strategy.records[1]
+    outcome, final, _ = run(_bad(kind), nodes=3, fraction_train=1.0, max_update_norm=1e3)
+    record = outcome.records[1]
     assert (record.clients_replied, record.clients_rejected) == (3, 1)
     assert reason in record.rejections[0]
     # Only clients 1 and 2 count: offsets 2 and 3 weighted 200 and 300.
@@ -150,31 +153,31 @@ def test_with_no_valid_reply_the_global_model_stays() -> None:
         arrays = {n: a + np.nan for n, a in unpack(msg.content["arrays"]).items()}
         return reply(msg, arrays, {"num-examples": 10})
 
-    strategy, final, _ = run(all_nan, nodes=4, rounds=2, fraction_train=1.0)
+    outcome, final, _ = run(all_nan, nodes=4, rounds=2, fraction_train=1.0)
     np.testing.assert_array_equal(final["w"], GLOBAL["w"])
-    assert not strategy.records[1].model_updated
-    assert strategy.records[2].clients_rejected == 4
+    assert not outcome.records[1].model_updated
+    assert outcome.records[2].clients_rejected == 4
 
 
 def test_round_records_reach_the_hook_and_target_stops_early() -> None:
     seen: list[RoundRecord] = []
     accuracy = iter([0.1, 0.5, 0.8, 0.95, 0.99, 0.99])
     grid = FakeGrid(5, honest)
-    strategy = FederatedAveraging(
-        fraction_train=0.4, target_accuracy=0.9, stop_at_target=True, on_round_end=seen.append
-    )
     initial = ArrayRecord({k: Array(v) for k, v in GLOBAL.items()})
-    result = strategy.start(
+    outcome = run_rounds(
+        FederatedAveraging(fraction_train=0.4),
         grid,
         initial,
         num_rounds=10,
         evaluate_fn=lambda r, a: MetricRecord({"accuracy": next(accuracy), "loss": 1.0}),
+        on_round_end=seen.append,
+        stopping=Stopping(target_accuracy=0.9, stop_at_target=True),
     )
     assert [r.round for r in seen] == [0, 1, 2, 3]
-    assert strategy.stopped_early
-    assert strategy.rounds_to_target() == pytest.approx(2 + (0.9 - 0.8) / (0.95 - 0.8))
-    assert sorted(result.evaluate_metrics_serverapp) == [0, 1, 2, 3]
-    assert seen[1].bytes_down == seen[1].bytes_up > 0
+    assert outcome.stopped_early
+    assert sorted(outcome.result.evaluate_metrics_serverapp) == [0, 1, 2, 3]
+    # 2 clients a round, each sent w and returning a model of the same size.
+    assert seen[1].bytes_down == seen[1].bytes_up == 2 * initial.count_bytes()
 
 
 def test_waiting_for_nodes_times_out_with_a_clear_error() -> None:
@@ -190,10 +193,10 @@ def test_federated_evaluation_is_weighted_by_n_k() -> None:
         metrics = {"num-examples": 10 * (k + 1), "eval-loss": float(k), "eval-accuracy": 0.1 * k}
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
-    strategy, _, _ = run(handler, nodes=3, fraction_train=1.0, fraction_evaluate=1.0)
+    outcome, _, _ = run(handler, nodes=3, fraction_train=1.0, fraction_evaluate=1.0)
     weights = [10, 20, 30]
-    assert strategy.records[1].eval_loss == pytest.approx(np.average([0, 1, 2], weights=weights))
-    assert strategy.records[1].eval_accuracy == pytest.approx(
+    assert outcome.records[1].eval_loss == pytest.approx(np.average([0, 1, 2], weights=weights))
+    assert outcome.records[1].eval_accuracy == pytest.approx(
         np.average([0, 0.1, 0.2], weights=weights)
     )
 
@@ -211,10 +214,10 @@ def test_non_finite_federated_evaluation_replies_are_ignored() -> None:
         metrics = {"num-examples": 10 * (k + 1), "eval-loss": loss, "eval-accuracy": accuracy}
         return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
-    strategy, _, _ = run(handler, nodes=3, fraction_train=1.0, fraction_evaluate=1.0)
+    outcome, _, _ = run(handler, nodes=3, fraction_train=1.0, fraction_evaluate=1.0)
     # Only client 2 counts.
-    assert strategy.records[1].eval_loss == 2.0
-    assert strategy.records[1].eval_accuracy == pytest.approx(0.2)
+    assert outcome.records[1].eval_loss == 2.0
+    assert outcome.records[1].eval_accuracy == pytest.approx(0.2)
 
 
 def test_sampling_follows_client_ids_not_the_random_node_ids() -> None:
@@ -230,7 +233,9 @@ def test_sampling_follows_client_ids_not_the_random_node_ids() -> None:
     for node_ids in ([5, 9, 2, 7, 1, 8, 3, 6, 4, 10], [99, 12, 57, 31, 76, 43, 18, 64, 25, 88]):
         grid = FakeGrid(10, identified, node_ids=node_ids)
         strategy = FederatedAveraging(fraction_train=0.3, sampling_seed=1)
-        strategy.start(grid, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), num_rounds=4)
+        run_rounds(
+            strategy, grid, ArrayRecord({k: Array(v) for k, v in GLOBAL.items()}), num_rounds=4
+        )
         assert len(grid.queries) == 10  # asked once per node, not once per round
         picked.append(
             [grid.contexts[m.metadata.dst_node_id].node_config["partition-id"] for m in grid.sent]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from strategies.streaming import ReplyStream, poll_interval_for
+from server.transport.streaming import ReplyStream, poll_interval_for
 
 
 class Clock:
@@ -94,19 +94,22 @@ def test_a_stream_is_read_once() -> None:
 
 
 def test_a_folded_reply_is_freed_before_the_next_one_arrives() -> None:
-    """The strategy keeps none of a round's replies: each is gone once folded in."""
+    """Neither the runner's tally nor the strategy keeps a reply once it is folded in."""
     import weakref
 
     import numpy as np
-    from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+    from server.rounds import ReplyTally
     from strategies.fedavg import FederatedAveraging
-    from tests.fakes import set_task_identity
+    from tests.fakes import FakeGrid, set_task_identity
 
     set_task_identity()
-    strategy = FederatedAveraging(fraction_train=1.0)
-    strategy._global = {"w": np.zeros(1000, dtype=np.float32)}
-    instruction = Message(RecordDict(), dst_node_id=1, message_type="train")
+    strategy = FederatedAveraging(fraction_train=1.0, identify_clients=False)
+    w_t = ArrayRecord({"w": Array(np.zeros(1000, dtype=np.float32))})
+    instructions = list(strategy.configure_train(1, w_t, ConfigRecord(), FakeGrid(5, _unused)))
+    for k, instruction in enumerate(instructions):  # as a grid does when it pushes them
+        instruction.metadata.__dict__["_message_id"] = f"m{k}"
     folded: list[weakref.ref[Message]] = []
 
     def replies() -> Iterator[Message]:
@@ -115,15 +118,20 @@ def test_a_folded_reply_is_freed_before_the_next_one_arrives() -> None:
             arrays = ArrayRecord({"w": Array(np.full(1000, k, dtype=np.float32))})
             metrics = MetricRecord({"num-examples": 1, "train-loss": 0.0})
             content = RecordDict({"arrays": arrays, "metrics": metrics})
-            reply = Message(content, reply_to=instruction)
-            reply.metadata.__dict__["_src_node_id"] = 100 + k  # five distinct clients
+            reply = Message(content, reply_to=instructions[k])
             folded.append(weakref.ref(reply))
             yield reply
             del reply
 
-    arrays, _ = strategy.aggregate_train(1, replies())
-    assert arrays is not None and strategy.records[1].clients_replied == 5
+    tally = ReplyTally(replies())  # type: ignore[arg-type]
+    arrays, metrics = strategy.aggregate_train(1, tally)
+    assert arrays is not None and tally.replies == 5 and tally.examples == 5
+    assert metrics is not None and metrics["clients-rejected"] == 0
     np.testing.assert_allclose(arrays["w"].numpy(), np.full(1000, 2.0))
+
+
+def _unused(*_: object) -> Any:
+    raise AssertionError("configure_train sends nothing")
 
 
 def test_replies_waiting_in_the_servers_own_process_are_pulled_every_50_ms() -> None:

@@ -17,10 +17,10 @@ from server import app as server_app
 from server import compare, plots
 from server.config import ConfigError, parse_config
 from server.results import ResultsWriter, load_run, read_metrics
+from server.round_record import RoundRecord
 from server.tracking import MODEL_FILE
 from server.wandb_config import WandbConfig, parse_wandb_config
 from server.wandb_offline import OfflineRun, read_offline_run
-from strategies.fedavg import RoundRecord
 from tasks.mnist.task import MnistTask
 from tests.conftest import REPO
 from tests.fakes import FakeGrid, fail_training_round

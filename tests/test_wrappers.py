@@ -1,8 +1,10 @@
 """FederatedAveraging as a drop-in Flower Strategy: Flower's wrappers, loop and ClientApps.
 
 The clients here answer as ours do: they accept packed weights in the
-identify query and reply in the form they were sent; ``PackingGrid`` packs
-for them and unpacks their replies, so the wrapper reads named arrays.
+identify query and reply in the form they were sent; ``TransportGrid`` packs
+for them and unpacks their replies, so the wrapper reads named arrays. The
+round runner (``server.rounds``) drives any of these strategies as Flower's
+loop does.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from flwr.serverapp.strategy import (
 )
 
 from protocol.packing import is_packed, pack, unpack
-from server.packing_grid import PackingGrid
+from server.transport import TransportGrid
 from strategies.fedavg import FederatedAveraging
 from strategies.records import to_array_record, to_named_arrays
-from tests.fakes import FakeGrid, set_task_identity
+from tests.fakes import FakeGrid, run_rounds, set_task_identity
 from tests.test_strategy import GLOBAL
 
 set_task_identity()
@@ -50,7 +52,7 @@ def initial() -> ArrayRecord:
 def test_wrapper_started_the_flower_way_clips_each_update() -> None:
     """Client k moves every weight by k + 1; clipped to norm 0.5, every update is the same."""
     fake = FakeGrid(3, packing_client)
-    grid = PackingGrid(fake)
+    grid = TransportGrid(fake)
     fedavg = FederatedAveraging(fraction_train=1.0)
     clipping = DifferentialPrivacyServerSideFixedClipping(
         fedavg, noise_multiplier=0.0, clipping_norm=0.5, num_sampled_clients=3
@@ -63,16 +65,16 @@ def test_wrapper_started_the_flower_way_clips_each_update() -> None:
     step = 0.5 / np.sqrt(size)
     for name, value in final.items():
         np.testing.assert_allclose(value, GLOBAL[name] + 2 * step, rtol=1e-5)
-    assert [r.model_updated for r in (fedavg.records[1], fedavg.records[2])] == [True, True]
+    assert [result.train_metrics_clientapp[t]["clients-rejected"] for t in (1, 2)] == [0, 0]
     assert len(fake.sent) == 6  # both rounds went through our sampling
     # Our clients said they read packed weights: on the wire w_t was one Array.
     assert all(is_packed(m.content["arrays"]) for m in fake.sent)
 
 
 def test_without_a_wrapper_the_same_round_is_not_clipped() -> None:
-    grid = PackingGrid(FakeGrid(3, packing_client))
+    grid = TransportGrid(FakeGrid(3, packing_client))
     fedavg = FederatedAveraging(fraction_train=1.0)
-    final = to_named_arrays(fedavg.start(grid, initial(), num_rounds=1).arrays)
+    final = to_named_arrays(run_rounds(fedavg, grid, initial(), num_rounds=1).result.arrays)
     # Offsets 1, 2, 3 weighted by n_k = 100, 200, 300.
     assert final["w"][0, 0] == pytest.approx((1 * 100 + 2 * 200 + 3 * 300) / 600)
 
@@ -93,17 +95,17 @@ def quickstart_client(msg: Message, context: Context) -> Message:
 def test_a_flower_quickstart_client_trains_under_federated_averaging(loop: str) -> None:
     fake = FakeGrid(2, quickstart_client)
     strategy = FederatedAveraging(fraction_train=1.0, lr=0.5)
-    grid = PackingGrid(fake)
+    grid = TransportGrid(fake)
     if loop == "flower":
         result = Strategy.start(strategy, grid, initial(), num_rounds=2)
     else:
-        result = strategy.start(grid, initial(), num_rounds=2)
+        result = run_rounds(strategy, grid, initial(), num_rounds=2).result
     # Equal n_k: each round moves every weight by lr * mean(k + 1) = 0.5 * 1.5.
     np.testing.assert_allclose(to_named_arrays(result.arrays)["w"], np.full((3, 2), 1.5))
     assert not any(is_packed(m.content["arrays"]) for m in fake.sent)
-    assert strategy.records[2].clients_rejected == 0
-    # train_loss, Flower's key, is recorded: mean of 0.0 and 0.5.
-    assert strategy.records[2].train_loss == pytest.approx(0.25)
+    assert result.train_metrics_clientapp[2]["clients-rejected"] == 0
+    # train_loss, Flower's key, is read: the n_k-weighted mean of 0.0 and 0.5.
+    assert result.train_metrics_clientapp[2]["train-loss"] == pytest.approx(0.25)
 
 
 def test_a_reply_without_a_train_loss_is_accepted_and_its_loss_not_recorded() -> None:
@@ -115,8 +117,8 @@ def test_a_reply_without_a_train_loss_is_accepted_and_its_loss_not_recorded() ->
         )
 
     strategy = FederatedAveraging(fraction_train=1.0, lr=0.5)
-    strategy.start(PackingGrid(FakeGrid(2, no_loss)), initial(), num_rounds=1)
-    record = strategy.records[1]
+    outcome = run_rounds(strategy, FakeGrid(2, no_loss), initial(), num_rounds=1)
+    record = outcome.records[1]
     assert (record.clients_replied, record.clients_rejected, record.model_updated) == (2, 0, True)
     assert record.train_loss is None
 
@@ -124,7 +126,7 @@ def test_a_reply_without_a_train_loss_is_accepted_and_its_loss_not_recorded() ->
 def test_flowers_own_fedavg_reads_named_replies_from_packing_clients() -> None:
     """Through PackingGrid, Flower's FedAvg sees named arrays even from clients that pack."""
     fake = FakeGrid(3, packing_client)
-    grid = PackingGrid(fake)
+    grid = TransportGrid(fake)
     FederatedAveraging(fraction_train=1.0).start(grid, initial(), num_rounds=1)  # identifies
     assert grid.packing_nodes == set(fake.node_ids)
     flower = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=3)
@@ -180,6 +182,6 @@ def test_keys_follow_flowers_constructor_conventions() -> None:
         arrayrecord_key="weights",
         configrecord_key="settings",
     )
-    result = strategy.start(PackingGrid(FakeGrid(2, client)), initial(), num_rounds=1)
-    assert strategy.records[1].clients_rejected == 0
-    assert result.arrays["w"].numpy()[0, 0] == pytest.approx((1 * 100 + 2 * 200) / 300)
+    outcome = run_rounds(strategy, FakeGrid(2, client), initial(), num_rounds=1)
+    assert outcome.records[1].clients_rejected == 0
+    assert outcome.result.arrays["w"].numpy()[0, 0] == pytest.approx((1 * 100 + 2 * 200) / 300)

@@ -1,11 +1,19 @@
-"""End a run that no longer learns: too many consecutive rounds without a valid update.
+"""When a run ends before its last round: the target is reached, or the run no longer learns.
 
-FedAvg keeps w_{t+1} = w_t in a round with fewer than ``min-replies`` valid
-replies (``strategies.fedavg``). One such round is weather; many in a row mean
-that every client fails the same way (data prepared for another partition, a
-wrong path, a crashing ClientApp), and a run that went on would end
-"completed" with an untrained model. ``StallGuard`` subscribes to the
-per-round hook and raises ``NoUpdateError`` once ``max-rounds-without-update``
+Both rules live here and the round runner (``server.rounds``) asks them once
+per round, after the round is recorded, so the round that ends a run is
+written, shown and tracked first.
+
+Reaching the target (``stop-at-target``): the run ends "completed" at the
+first evaluated round whose central test accuracy reaches ``target``; the
+paper's rounds-to-target is read off the curve up to there.
+
+Not learning: FedAvg keeps w_{t+1} = w_t in a round with fewer than
+``min-replies`` valid replies (``strategies.fedavg``). One such round is
+weather; many in a row mean that every client fails the same way (data
+prepared for another partition, a wrong path, a crashing ClientApp), and a
+run that went on would end "completed" with an untrained model.
+``StallGuard`` raises ``NoUpdateError`` once ``max-rounds-without-update``
 consecutive rounds left the model unchanged, its message summarising why the
 replies were rejected.
 """
@@ -15,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from strategies.fedavg import RoundRecord
+from server.round_record import RoundRecord
 
 _NODE_PREFIX = re.compile(r"^node -?\d+: ")
 _NUMBER = re.compile(r"\d+")
@@ -75,3 +83,35 @@ class StallGuard:
                 f"({first}-{last}; max-rounds-without-update={self.max_rounds}): "
                 f"{summarise_rejections(self.stalled)}"
             )
+
+
+class Stopping:
+    """The run's stop rules: the target (when ``stop_at_target``) and the stall guard.
+
+    ``after(record)`` returns True when the run should end now at the target,
+    and raises ``NoUpdateError`` when it cannot learn.
+    """
+
+    def __init__(
+        self,
+        *,
+        target_accuracy: float | None = None,
+        stop_at_target: bool = False,
+        max_rounds_without_update: int = 0,
+    ) -> None:
+        if stop_at_target and target_accuracy is None:
+            raise ValueError("stop_at_target needs a target_accuracy")
+        self.target_accuracy = target_accuracy
+        self.stop_at_target = stop_at_target
+        self.stall = StallGuard(max_rounds_without_update)
+
+    def after(self, record: RoundRecord) -> bool:
+        """Whether the run ends after ``record``'s round; raises ``NoUpdateError`` on a stall."""
+        self.stall(record)
+        return (
+            self.stop_at_target
+            and record.round > 0
+            and self.target_accuracy is not None
+            and record.test_accuracy is not None
+            and record.test_accuracy >= self.target_accuracy
+        )

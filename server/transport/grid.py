@@ -1,10 +1,10 @@
-"""Weights packed on the wire, named everywhere else: a Grid adapter.
+"""The Grid adapter: weights packed on the wire, replies streamed, named arrays above.
 
 Flower moves every ``Array`` of a record as objects of its own, and on a real
 federation each object is a request to the SuperLink; ``protocol.packing``
 puts a model's tensors in one ``Array`` (a 2NN message is 6 objects instead of
 16). Packing is a transport concern, so it lives here and not in a strategy:
-``PackingGrid`` wraps Flower's grid, packs the ArrayRecords of outgoing
+``TransportGrid`` wraps Flower's grid, packs the ArrayRecords of outgoing
 messages and unpacks those of replies. Every strategy above it, ours, Flower's
 own or a Flower wrapper (whose DP clipping reads replies tensor by tensor),
 sends and reads named arrays.
@@ -15,27 +15,67 @@ the ``query.identify`` message (``protocol.messages``) carries
 they pass through it, so a foreign ClientApp (one that loads
 ``msg.content["arrays"].to_torch_state_dict()``, with no identify handler)
 never sees a packed record.
+
+``stream`` pushes a round's messages and yields each reply as it is pulled,
+within the round's deadline (``server.transport.streaming``); the round runner
+folds a reply into the average and drops it before the next one arrives.
+``send_and_receive`` (what Flower's own ``Strategy.start`` calls) is the same
+stream collected into a list, so any strategy gets replies at this adapter's
+poll interval rather than Flower's ``HttpGrid``'s 3 s. A round's messages
+expire (their TTL) twice the round's timeout after they are made: a SuperLink
+then stops delivering them, and a client that gets one late skips it
+(``clients.app``) rather than train for a round that has moved on; the second
+timeout allows for pushing to a busy SuperLink. Constructing the adapter also
+makes the deployment grid retry reply objects sooner
+(``server.transport.object_retry``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
+from logging import WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 from protocol.messages import ACCEPTS_PACKED_KEY, IDENTIFY, IDENTITY_KEY
 from protocol.packing import PackingError, is_packed, pack, unpack
+from server.transport.object_retry import PullHookMoved, retry_unavailable_objects_sooner
+from server.transport.streaming import ReplyStream, poll_interval_for
 from strategies.records import to_array_record
 
 
-class PackingGrid(Grid):
-    """``inner`` with packed weights for the nodes that accept them (see the module)."""
+class TransportGrid(Grid):
+    """``inner`` with packed weights for the nodes that accept them, and streamed replies.
 
-    def __init__(self, inner: Grid) -> None:
+    Args:
+        inner: Flower's grid (the ServerApp's ``grid``).
+        poll_interval: seconds between reply pulls; default by grid kind and
+            ``$FEDAVG_POLL_INTERVAL`` (``streaming.poll_interval_for``).
+        environ: where ``FEDAVG_POLL_INTERVAL`` is read (default: ``os.environ``).
+    """
+
+    def __init__(
+        self,
+        inner: Grid,
+        *,
+        poll_interval: float | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.inner = inner
         self.packing_nodes: set[int] = set()
+        self.poll_interval = (
+            poll_interval
+            if poll_interval is not None
+            else poll_interval_for(inner, os.environ if environ is None else environ)
+        )
+        try:
+            retry_unavailable_objects_sooner()
+        except PullHookMoved as moved:  # only slower: a pull waits Flower's 1 s again
+            log(WARNING, "reply objects are retried at Flower's pace: %s", moved)
 
     # ------------------------------------------------------------ delegation
 
@@ -67,11 +107,16 @@ class PackingGrid(Grid):
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._received(reply) for reply in self.inner.pull_messages(message_ids)]
 
+    def stream(self, messages: Iterable[Message], *, timeout: float | None) -> ReplyStream:
+        """Push ``messages``; iterate the result for each reply as it is pulled (once)."""
+        return ReplyStream(
+            self, _expiring(messages, timeout), timeout=timeout, interval=self.poll_interval
+        )
+
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        replies = self.inner.send_and_receive(self._packed(messages), timeout=timeout)
-        return [self._received(reply) for reply in replies]
+        return list(self.stream(messages, timeout=timeout))
 
     # --------------------------------------------------------------- helpers
 
@@ -115,3 +160,12 @@ class PackingGrid(Grid):
                     # (strategies.replies unpacks, and so names the problem).
                     continue
         return reply
+
+
+def _expiring(messages: Iterable[Message], timeout: float | None) -> list[Message]:
+    """The messages, none living longer than two round timeouts (see the module)."""
+    out = list(messages)
+    if timeout is not None:
+        for message in out:
+            message.metadata.ttl = min(message.metadata.ttl, 2 * timeout)
+    return out
