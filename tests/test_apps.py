@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Context, Message, RecordDict
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from clients import app as client_app
+from protocol.packing import unpack
 from server import app as server_app
+from server.checkpoint import load_checkpoint
 from server.config import ConfigError
 from server.results import read_metrics
+from tasks.mnist.task import MnistTask
 from tests.fakes import FakeGrid, fail_training_round, set_task_identity
 
 set_task_identity()
@@ -96,12 +102,75 @@ def test_same_seed_same_run(synthetic_mnist: Path, tmp_path: Path) -> None:
     assert accuracies[0] == accuracies[1]
 
 
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes, read by hand: magic 0 0 8 ndim, ndim big-endian sizes."""
+    raw = gzip.decompress(path.read_bytes())
+    assert raw[:3] == b"\x00\x00\x08"
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def mnist_train_set(data: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """All training examples, standardised with MNIST's mean 0.1307 and sd 0.3081."""
+    images = read_idx(data / "train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    labels = read_idx(data / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    return torch.from_numpy((images - 0.1307) / 0.3081), torch.from_numpy(labels)
+
+
+def full_batch_step(
+    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, lr: float
+) -> float:
+    """The oracle: w <- w - lr * grad of the mean cross-entropy, by autograd; the loss before."""
+    loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    with torch.no_grad():
+        for parameter, grad in zip(model.parameters(), grads, strict=True):
+            parameter.sub_(lr * grad)
+    return loss.item()
+
+
 def test_fedsgd_runs_with_the_whole_local_set_as_one_batch(
     synthetic_mnist: Path, tmp_path: Path
 ) -> None:
-    run_server(base_config(synthetic_mnist, tmp_path, **{"batch-size": 0, "local-epochs": 1}))
+    """FedSGD (C = 1, E = 1, B = inf) over K = 7 IID clients is full-batch gradient descent.
+
+    sum_k n_k/n (w - eta g_k) = w - eta g: each round's model is one step of eta = 0.1 on the
+    mean loss over all 600 training examples, and its train_loss that mean loss before the step.
+    600 = 5 x 86 + 2 x 85: only the n_k-weighted average gives that step.
+    """
+    grid = run_server(
+        base_config(
+            synthetic_mnist,
+            tmp_path,
+            **{
+                "batch-size": 0,
+                "local-epochs": 1,
+                "num-server-rounds": 2,
+                "checkpoint-every": 1,
+                "device": "cpu",  # the oracle's arithmetic, to float32 rounding
+            },
+        ),
+        nodes=7,
+    )
     rows = read_metrics(tmp_path / "t")
-    assert rows[-1]["train_loss"] is not None and rows[-1]["clients_replied"] == 5
+    inputs, labels = mnist_train_set(synthetic_mnist)
+    assert len(labels) == 600
+    first = [m for m in grid.sent if m.content["config"]["server-round"] == 1]
+    assert len(first) == 7
+    model = MnistTask("mnist-2nn").build_model()
+    model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in unpack(first[0].content["arrays"]).items()}
+    )
+    for server_round in (1, 2):
+        loss = full_batch_step(model, inputs, labels, 0.1)
+        row = rows[server_round]
+        assert (row["clients_replied"], row["clients_rejected"]) == (7, 0)
+        assert row["train_loss"] == pytest.approx(loss, rel=1e-6), server_round
+    checkpoint = load_checkpoint(tmp_path / "t")
+    assert checkpoint.round == 2
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(checkpoint.arrays[name], value.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_eval_every_skips_central_evaluation_but_not_the_last_round(
@@ -186,23 +255,52 @@ def test_a_failing_run_keeps_its_rounds_and_says_failed(
 
 
 def test_client_training_is_plain_sgd_from_the_received_weights(synthetic_mnist: Path) -> None:
-    """One step with B = n equals w - eta * grad on the full local batch."""
-    import torch
+    """The ClientApp's train: E = 2 steps with B = n from the message's w, not the run config's.
 
+    The run config says E = 1, B = 10, eta = 0.1; the message says E = 2, B = 0 (inf),
+    eta = 0.5, and carries weights of another seed than the run's model seed. The reply must
+    hold w2 = w1 - 0.5 g(w1), w1 = w - 0.5 g(w), with n_k = 120 and the mean of the two losses.
+    """
     from server.config import parse_config
-    from tasks.mnist.task import MnistTask
-    from tasks.training import train_local
 
-    config = parse_config({"data-dir": str(synthetic_mnist)})
-    data = MnistTask("mnist-2nn").client_data(config, 0, 5)
-    torch.manual_seed(0)
-    model = MnistTask("mnist-2nn").build_model()
-    reference = MnistTask("mnist-2nn").build_model()
-    reference.load_state_dict(model.state_dict())
-    train_local(model, data.train, epochs=1, batch_size=0, lr=0.5, rng=np.random.default_rng(0))
+    run_config = {
+        "data-dir": str(synthetic_mnist),
+        "local-epochs": 1,
+        "batch-size": 10,
+        "device": "cpu",
+    }
+    torch.manual_seed(123)
+    sent = MnistTask("mnist-2nn").build_model()
+    message = Message(
+        RecordDict(
+            {
+                "arrays": ArrayRecord(sent.state_dict()),
+                "config": ConfigRecord(
+                    {"server-round": 1, "local-epochs": 2, "batch-size": 0, "lr": 0.5}
+                ),
+            }
+        ),
+        dst_node_id=1000,
+        message_type="train",
+        group_id="1",
+    )
+    context = Context(
+        run_id=7,
+        node_id=1000,
+        node_config={"partition-id": 0, "num-partitions": 5},
+        state=RecordDict(),
+        run_config=run_config,
+    )
+    reply = client_app.train(message, context)
+
+    data = MnistTask("mnist-2nn").client_data(parse_config(run_config), 0, 5)
     inputs, labels = data.train.batch(np.arange(len(data.train)))
-    loss = torch.nn.functional.cross_entropy(reference(inputs), labels)
-    grads = torch.autograd.grad(loss, list(reference.parameters()))
-    for p_new, p_old, g in zip(model.parameters(), reference.parameters(), grads, strict=True):
-        torch.testing.assert_close(p_new, p_old - 0.5 * g, rtol=1e-4, atol=1e-6)
-    assert len(data.train) == 120  # client 0 of 5 holds its fifth of the 600 examples
+    losses = [full_batch_step(sent, inputs, labels, 0.5) for _ in range(2)]
+    metrics = reply.content["metrics"]
+    assert metrics["num-examples"] == 120  # client 0 of 5 holds its fifth of the 600 examples
+    assert metrics["train-loss"] == pytest.approx(sum(losses) / 2, rel=1e-5)
+    returned = unpack(reply.content["arrays"])
+    expected = sent.state_dict()
+    assert list(returned) == list(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(returned[name], value.numpy(), rtol=1e-4, atol=1e-6)

@@ -133,20 +133,38 @@ def test_below_min_replies_the_round_is_skipped_and_the_run_goes_on(
 
 
 def test_an_implausible_n_k_is_rejected(synthetic_mnist: Path, tmp_path: Path) -> None:
+    """n_k above max-num-examples is rejected with its value and the bound; n_k = the bound is not.
+
+    Each honest client holds 120 examples (600 / 5) and max-num-examples is 120; client 0 says
+    10**9. The model is the n_k-weighted average of the four honest replies alone.
+    """
+    honest: list[dict[str, np.ndarray]] = []
+
     def liar(msg: Message, context: Context) -> Message:
         reply = dispatch(msg, context)
-        if context.node_config["partition-id"] == 0:
-            reply.content["metrics"]["num-examples"] = 10**9
+        if msg.metadata.message_type == "train":
+            if context.node_config["partition-id"] == 0:
+                reply.content["metrics"]["num-examples"] = 10**9
+            else:
+                assert reply.content["metrics"]["num-examples"] == 120
+                honest.append(unpack(reply.content["arrays"]))
         return reply
 
     run_server(
-        base_config(
-            synthetic_mnist, tmp_path, **{"num-server-rounds": 1, "max-num-examples": 1000}
-        ),
+        base_config(synthetic_mnist, tmp_path, **{"num-server-rounds": 1, "max-num-examples": 120}),
         handler=liar,
     )
     row = read_metrics(tmp_path / "t")[-1]
-    assert row["clients_rejected"] == 1 and "exceeds the plausible maximum" in row["rejections"][0]
+    assert (row["clients_replied"], row["clients_rejected"], row["model_updated"]) == (5, 1, True)
+    assert row["rejections"] == [
+        "node 1000: num-examples=1000000000 exceeds the plausible maximum 120"
+    ]
+    assert len(honest) == 4
+    checkpoint = load_checkpoint(tmp_path / "t")
+    assert checkpoint.round == 1
+    for name, value in checkpoint.arrays.items():
+        expected = np.mean(np.stack([arrays[name] for arrays in honest]), axis=0)
+        np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7)
 
 
 class LateGrid(FakeGrid):

@@ -59,25 +59,44 @@ def test_a_short_simulation_learns_beyond_the_most_common_character(tmp_path: Pa
     assert rows[-1]["test_accuracy"] > majority + 0.05, (rows, majority)
 
 
+def hand_windows(line: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every character of ``line`` as a label, after its 80 predecessors (0-padded): by hand."""
+    codes = list(line.encode())
+    padded = [0] * 80 + codes
+    inputs = torch.tensor([padded[i : i + 80] for i in range(len(codes))], dtype=torch.long)
+    return inputs, torch.tensor(codes, dtype=torch.long)
+
+
 def test_fedsgd_chunks_give_the_full_batch_gradient() -> None:
-    """B = inf in chunks of 7 takes the same single step as one pass over all 40 windows."""
-    examples = CharWindows.of_lines(["so foul and fair a day I have not seen"])
+    """B = inf, whole or in chunks of 7, is one step w - eta * grad of the mean over 38 windows."""
+    line = "so foul and fair a day I have not seen"
+    examples = CharWindows.of_lines([line])
+    assert len(examples) == len(line) == 38  # 5 chunks of 7 and one of 3
     torch.manual_seed(0)
-    model = ShakespeareTask().build_model()
-    chunked = ShakespeareTask().build_model()
-    chunked.load_state_dict(model.state_dict())
-    train_local(model, examples, epochs=1, batch_size=0, lr=1.0, rng=np.random.default_rng(0))
-    train_local(
-        chunked,
-        examples,
-        epochs=1,
-        batch_size=0,
-        lr=1.0,
-        rng=np.random.default_rng(0),
-        max_chunk=7,
-    )
-    for a, b in zip(model.parameters(), chunked.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    start = ShakespeareTask().build_model()
+    weights = {k: v.clone() for k, v in start.state_dict().items()}
+    # The oracle: plain autograd on windows cut by hand, no train_local.
+    inputs, labels = hand_windows(line)
+    loss = torch.nn.functional.cross_entropy(start(inputs), labels)
+    grads = torch.autograd.grad(loss, list(start.parameters()))
+    assert max(float(g.abs().max()) for g in grads) > 1e-3  # a step that moves the weights
+    lr = 1.0
+    expected = [p.detach() - lr * g for p, g in zip(start.parameters(), grads, strict=True)]
+    for max_chunk in (1024, 7):
+        model = ShakespeareTask().build_model()
+        model.load_state_dict(weights)
+        reported = train_local(
+            model,
+            examples,
+            epochs=1,
+            batch_size=0,
+            lr=lr,
+            rng=np.random.default_rng(0),
+            max_chunk=max_chunk,
+        )
+        assert reported == pytest.approx(loss.item(), rel=1e-5), max_chunk
+        for new, want in zip(model.parameters(), expected, strict=True):
+            torch.testing.assert_close(new.detach(), want, rtol=1e-4, atol=1e-6)
 
 
 def test_the_central_sample_is_seeded_fixed_and_optional() -> None:
