@@ -40,11 +40,10 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
 from clients import app as client_module
-from protocol.config import parse_config
 from server import app as server_module
 from strategies.aggregation import WeightedMean
 from strategies.sampling import clients_per_round, sample_clients
-from tasks.registry import get_task
+from tasks.registry import get_task, parse_run_config
 from tasks.training import train_local
 
 
@@ -68,7 +67,7 @@ Parts = dict[str, list[float]]  # "clients", "aggregate", "evaluate": seconds pe
 
 def bare_loop(run_config: dict[str, Any], num_clients: int) -> tuple[list[float], float, Parts]:
     """Seconds of each round of the same math without Flower, the final accuracy, the parts."""
-    config = parse_config(run_config)
+    config = parse_run_config(run_config)
     task = get_task(config.task)
     evaluate_global = server_module.central_evaluator(config, task.central_test(config))
     torch.manual_seed(config.seeds["model"])
@@ -157,7 +156,7 @@ def builtin_app(run_config: dict[str, Any], out: Path) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        config = parse_config(run_config)
+        config = parse_run_config(run_config)
         task = get_task(config.task)
         evaluate_global = server_module.central_evaluator(config, task.central_test(config))
         marks: list[float] = []

@@ -20,7 +20,7 @@ from flwr.clientapp import ClientApp
 
 from clients.data import node_client_data, node_partition_id
 from clients.faults import maybe_inject_fault
-from protocol.config import ExperimentConfig, parse_config
+from protocol.config import ExperimentConfig
 from protocol.messages import (
     ACCEPTS_PACKED_KEY,
     ARRAYS_KEY,
@@ -39,7 +39,7 @@ from protocol.messages import (
     TRAIN_LOSS_KEY,
 )
 from protocol.packing import is_packed, pack, unpack
-from tasks.registry import get_task
+from tasks.registry import get_task, parse_run_config
 from tasks.training import evaluate, resolve_device, train_local
 
 app = ClientApp()
@@ -70,7 +70,7 @@ def check_deadline(msg: Message) -> None:
 
 
 def _setup(msg: Message, context: Context) -> tuple[ExperimentConfig, torch.nn.Module]:
-    config = parse_config(context.run_config)
+    config = parse_run_config(context.run_config)
     # Several simulated clients share the machine's cores: one thread each.
     torch.set_num_threads(config.client_threads)
     model = get_task(config.task).build_model().to(resolve_device(config.device))
@@ -97,7 +97,7 @@ def warm_executor_prepare(run_config: dict[str, Any], node_config: dict[str, Any
     loads and checks it again. One torch thread: the process forks, and an
     OpenMP pool started here would not survive into its children.
     """
-    config = parse_config(run_config)
+    config = parse_run_config(run_config)
     torch.set_num_threads(1)
     node_client_data(config, node_config)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from clients.node_data import node_task, partition_dir, write_node_data
-from protocol.config import ConfigError, parse_config
+from protocol.config import ConfigError
+from tasks.registry import parse_run_config
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = parse_config(
+        config = parse_run_config(
             {
                 "task": args.task,
                 "partition": args.partition,

@@ -15,9 +15,12 @@ B = ``batch-size`` (0 stands for B = inf: the whole local data set is one
 batch), eta = ``lr``. K is not configured: it is the number of connected
 SuperNodes (``num-supernodes`` in simulation).
 
-Task names and the paper's target accuracies come from the task registry
-(``tasks.registry``); it is imported when a task is checked or a target
-looked up, not at import time, since the tasks import this module.
+This module imports nothing of the project (the tasks import it): the task
+names a ``task`` may take are the caller's to give (``tasks=``), and the
+paper's target for ``target-accuracy = 0`` is the task registry's. The
+project's ServerApp, ClientApp and scripts parse through
+``tasks.registry.parse_run_config``, which gives the registered names, and read
+the target in force with ``tasks.registry.target_accuracy``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -84,16 +87,8 @@ def _any(_: Any) -> bool:
     return True
 
 
-def _known_task(name: Any) -> bool:
-    from tasks.registry import task_names
-
-    return name in task_names()
-
-
-def _known_tasks() -> str:
-    from tasks.registry import task_names
-
-    return f"one of {', '.join(task_names())}"
+def _task_name(name: Any) -> bool:
+    return bool(re.fullmatch(r"[a-z0-9][a-z0-9-]*", name))
 
 
 def _device(value: Any) -> bool:
@@ -107,7 +102,7 @@ _SEED = _in_range(-1, 2**32 - 1)
 class ExperimentConfig:
     """One FedAvg experiment, in the paper's terms."""
 
-    task: str = key("mnist-2nn", _known_task, "one of the registered tasks (tasks.registry)")
+    task: str = key("mnist-2nn", _task_name, "one of the registered tasks (tasks.registry)")
     partition: str = key(
         "iid", lambda v: v in KNOWN_PARTITIONS, f"one of {', '.join(KNOWN_PARTITIONS)}"
     )
@@ -174,13 +169,6 @@ class ExperimentConfig:
     run_name: str = key("", lambda v: "/" not in v, "a name without '/' (empty = automatic)")
 
     @property
-    def target(self) -> float:
-        """The target accuracy in force: the configured one or the paper's."""
-        from tasks.registry import task_spec
-
-        return self.target_accuracy or task_spec(self.task).target_accuracy
-
-    @property
     def seeds(self) -> dict[str, int]:
         """Separate seeds for model init, client sampling and partitioning.
 
@@ -198,7 +186,6 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON-able values, with the derived seeds."""
         values = dataclasses.asdict(self)
-        values["target"] = self.target
         values["seeds"] = self.seeds
         return values
 
@@ -253,7 +240,10 @@ def did_you_mean(key: str, known: Iterable[str]) -> str:
 
 
 def parse_config(
-    run_config: Mapping[str, object], *, ignore: tuple[str, ...] = ()
+    run_config: Mapping[str, object],
+    *,
+    tasks: Collection[str] | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> ExperimentConfig:
     """Parse Flower's ``run_config`` into an ``ExperimentConfig``.
 
@@ -261,6 +251,8 @@ def parse_config(
     of ``ExperimentConfig``. An unknown key is an error (a typo would
     otherwise be silently ignored), except keys under a dotted namespace such
     as ``wandb.project`` that belong to add-ons, and those in ``ignore``.
+    ``tasks``, when given, are the names ``task`` may take (else any
+    well-formed name passes here and the caller checks it).
     """
     values: dict[str, Any] = {}
     for name, raw in run_config.items():
@@ -270,10 +262,13 @@ def parse_config(
         if spec is None:
             raise ConfigError(name, raw, f"a known key ({did_you_mean(name, SCHEMA)})")
         value = _coerce(spec, raw)
-        if not spec.check(value):
-            raise ConfigError(name, raw, _allowed(spec))
+        if not spec.check(value) or (name == "task" and tasks is not None and value not in tasks):
+            allowed = f"one of {', '.join(tasks)}" if name == "task" and tasks else spec.allowed
+            raise ConfigError(name, raw, allowed)
         values[name.replace("-", "_")] = value
     config = ExperimentConfig(**values)
+    if tasks is not None and config.task not in tasks:  # the default task, unregistered
+        raise ConfigError("task", config.task, f"one of {', '.join(tasks)}")
     _check_together(config)
     return config
 
@@ -305,7 +300,3 @@ def _check_together(config: ExperimentConfig) -> None:
             config.dp_noise_multiplier,
             "0 unless dp-clipping-norm > 0 (the noise std is z * S / m)",
         )
-
-
-def _allowed(spec: Key) -> str:
-    return _known_tasks() if spec.name == "task" else spec.allowed

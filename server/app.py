@@ -18,7 +18,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
-from protocol.config import ExperimentConfig, parse_config
+from protocol.config import ExperimentConfig
 from protocol.messages import BATCH_SIZE_KEY, LOCAL_EPOCHS_KEY, LR_KEY, SERVER_ROUND_KEY
 from server.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from server.plots import plot_run
@@ -34,7 +34,7 @@ from server.wandb_config import parse_wandb_config
 from strategies.nodes import wait_for_nodes
 from strategies.records import to_array_record, to_named_arrays
 from tasks.examples import ExampleSet, sample_examples
-from tasks.registry import get_task
+from tasks.registry import get_task, parse_run_config, target_accuracy
 from tasks.training import evaluate, resolve_device
 
 app = ServerApp()
@@ -138,7 +138,7 @@ def main(grid: Grid, context: Context) -> None:
     # pulled; every strategy sees named arrays.
     grid = TransportGrid(grid)
     try:  # a run that fails before round 1 still says so, in one line and in summary.json
-        config = parse_config(context.run_config)
+        config = parse_run_config(context.run_config)
         tracking = parse_wandb_config(context.run_config)
         task = get_task(config.task)
         test = task.central_test(config)  # fails fast when the data is missing
@@ -202,7 +202,7 @@ def main(grid: Grid, context: Context) -> None:
             writer.append_round, checkpoint_round, show_progress, tracker.log_round
         ),
         stopping=Stopping(
-            target_accuracy=config.target,
+            target_accuracy=target_accuracy(config),
             stop_at_target=config.stop_at_target,
             max_rounds_without_update=config.max_rounds_without_update,
         ),

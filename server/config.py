@@ -1,6 +1,7 @@
-"""The run config now lives in ``protocol.config`` (shared with the ClientApp); re-exported here.
+"""The run config lives in ``protocol.config`` (shared with the ClientApp); re-exported here.
 
-New code imports ``protocol.config``; this module keeps older imports working.
+``parse_config`` here is ``tasks.registry.parse_run_config``: it checks the task
+name against the registered tasks. This module keeps older imports working.
 """
 
 from protocol.config import (
@@ -10,8 +11,8 @@ from protocol.config import (
     SCHEMA,
     ConfigError,
     ExperimentConfig,
-    parse_config,
 )
+from tasks.registry import parse_run_config as parse_config
 
 __all__ = [
     "DERIVE",

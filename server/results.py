@@ -29,6 +29,7 @@ from typing import Any
 from protocol.config import ExperimentConfig
 from server.round_record import RoundRecord
 from strategies.target import rounds_to_target
+from tasks.registry import target_accuracy
 
 METRIC_FIELDS = (
     "round",
@@ -50,6 +51,12 @@ METRIC_FIELDS = (
     "eval_loss",
     "model_updated",
 )
+
+
+def config_values(config: ExperimentConfig) -> dict[str, Any]:
+    """The config as written to ``config.json`` and trackers: its values, the derived seeds
+    and the target accuracy in force (``target``)."""
+    return {**config.to_dict(), "target": target_accuracy(config)}
 
 
 def finite(value: Any) -> Any:
@@ -112,7 +119,7 @@ def write_failed_start(
     directory = _new_directory(Path(results_dir).expanduser().resolve(), run_name)
     saved: dict[str, Any] = {"run_config": dict(run_config), "run_id": run_id}
     if config is not None:
-        saved["config"] = config.to_dict()
+        saved["config"] = config_values(config)
     write_json_atomic(directory / "config.json", saved)
     (directory / "metrics.jsonl").touch()
     summary = {
@@ -122,7 +129,7 @@ def write_failed_start(
         "rounds_completed": 0,
         "final_accuracy": None,
         "best_accuracy": None,
-        "target_accuracy": config.target if config is not None else None,
+        "target_accuracy": target_accuracy(config) if config is not None else None,
         "rounds_to_target": None,
         "stopped_early": False,
         "total_bytes": 0,
@@ -172,7 +179,12 @@ class ResultsWriter:
         writer = cls(directory, config)
         write_json_atomic(
             directory / "config.json",
-            {"config": config.to_dict(), "num_clients": num_clients, "run_id": run_id, **extra},
+            {
+                "config": config_values(config),
+                "num_clients": num_clients,
+                "run_id": run_id,
+                **extra,
+            },
         )
         writer.metrics_path.touch()
         return writer
@@ -197,7 +209,7 @@ class ResultsWriter:
             {
                 "after_round": after_round,
                 "at": datetime.now(UTC).isoformat(),
-                "config": config.to_dict(),
+                "config": config_values(config),
             }
         )
         write_json_atomic(config_path, saved)
@@ -221,7 +233,7 @@ class ResultsWriter:
     ) -> dict[str, Any]:
         evaluated = [r for r in self.rows if r["test_accuracy"] is not None]
         accuracies = [r["test_accuracy"] for r in evaluated]
-        target = self.config.target
+        target = target_accuracy(self.config)
         return {
             "status": status,
             "error": error,

@@ -25,8 +25,9 @@ from typing import Any
 
 from flwr.common.config import flatten_dict, get_project_config, parse_config_args
 
-from protocol.config import ConfigError, did_you_mean, parse_config
+from protocol.config import ConfigError, did_you_mean
 from server.wandb_config import parse_wandb_config
+from tasks.registry import parse_run_config
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_BAD_CONFIG = 2
@@ -71,7 +72,7 @@ def check_run_config(args: Sequence[str], app_dir: Path = REPO) -> str | None:
             )
     fused = {**defaults, **overrides}
     try:
-        parse_config(fused)
+        parse_run_config(fused)
         parse_wandb_config(fused)
     except ConfigError as error:
         return str(error)

@@ -36,6 +36,7 @@ from flwr.app import ArrayRecord
 from flwr.common.logger import log
 
 from protocol.config import ExperimentConfig
+from server.results import config_values
 from server.round_record import RoundRecord
 from server.wandb_config import WandbConfig
 
@@ -120,7 +121,7 @@ def start_tracker(
     except Exception as error:  # a broken install must not stop training
         _warn("import wandb", error)
         return NoTracker()
-    run_config = {**config.to_dict(), **run_info}
+    run_config = {**config_values(config), **run_info}
     for attempt in (mode, "offline") if mode == "online" else (mode,):
         try:
             run = wandb.init(

@@ -10,9 +10,10 @@ accuracies and the benchmarks' targets are all read from this registry.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from protocol.config import ExperimentConfig, parse_config
 from tasks.base import Task
 
 # Importing each of these registers its tasks.
@@ -83,3 +84,15 @@ def paper_targets() -> dict[str, float]:
 def get_task(name: str) -> Task:
     """Return the task called ``name``."""
     return task_spec(name).load()
+
+
+def parse_run_config(
+    run_config: Mapping[str, object], *, ignore: tuple[str, ...] = ()
+) -> ExperimentConfig:
+    """``protocol.config.parse_config`` with the registered task names: how the project parses."""
+    return parse_config(run_config, tasks=task_names(), ignore=ignore)
+
+
+def target_accuracy(config: ExperimentConfig) -> float:
+    """The target accuracy in force: the configured ``target-accuracy``, or the paper's (0)."""
+    return config.target_accuracy or task_spec(config.task).target_accuracy

@@ -56,20 +56,7 @@ def project_imports(package: str) -> dict[str, set[str]]:
     }
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(
-            "protocol",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="protocol.config looks up task names and targets in tasks.registry "
-                "(issue 22, item 4: not yet cut)",
-            ),
-        ),
-        *[p for p in ALLOWED_IMPORTS if p != "protocol"],
-    ],
-)
+@pytest.mark.parametrize("package", list(ALLOWED_IMPORTS))
 def test_each_package_imports_only_the_layers_below_it(package: str) -> None:
     allowed = ALLOWED_IMPORTS[package]
     offending = {f: sorted(m - allowed) for f, m in project_imports(package).items()}

@@ -1,13 +1,14 @@
 import pytest
 
 from server.config import ConfigError, ExperimentConfig, parse_config
+from tasks.registry import target_accuracy
 
 
 def test_defaults_are_the_papers_2nn_iid_setting() -> None:
     config = parse_config({})
     assert (config.task, config.partition) == ("mnist-2nn", "iid")
     assert (config.fraction_train, config.local_epochs, config.batch_size) == (0.1, 1, 10)
-    assert config.target == 0.97
+    assert target_accuracy(config) == 0.97
 
 
 def test_pyproject_defaults_parse(tmp_path: object) -> None:
@@ -28,7 +29,7 @@ def test_keys_are_hyphenated_and_coerced() -> None:
     )
     assert config.fraction_train == 1.0 and isinstance(config.fraction_train, float)
     assert config.batch_size == 0 and config.local_epochs == 5
-    assert config.target == 0.99
+    assert target_accuracy(config) == 0.99
     assert config.describe() == "mnist-cnn_iid_C1_E5_Binf_lr1"
     unit = parse_config({"input-scaling": "unit"})
     assert unit.describe() == "mnist-2nn_iid_unit_C0.1_E1_B10_lr0.1"
