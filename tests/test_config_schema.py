@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.config import SCHEMA, ConfigError, ExperimentConfig, parse_config
-from tasks.registry import paper_targets, task_names
+from protocol.config import SCHEMA, ConfigError, ExperimentConfig
+from tasks.registry import paper_targets, parse_run_config, target_accuracy, task_names
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,12 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "batch-size": 10,
     "lr": 0.1,
     "lr-decay": 1.0,
+    "strategy": "fedavg",
+    "proximal-mu": 0.0,
+    "server-lr": 0.0,
+    "server-momentum": 0.0,
+    "dp-clipping-norm": 0.0,
+    "dp-noise-multiplier": 0.0,
     "num-server-rounds": 50,
     "seed": 0,
     "model-seed": -1,
@@ -113,6 +119,13 @@ DOCUMENTED_RANGES: list[tuple[str, list[object], list[object]]] = [
     ("batch-size", [0, 1], [-1]),
     ("lr", [1e-6], [0.0, -0.1]),
     ("lr-decay", [1.0, 1e-6], [0.0, 1.01]),
+    ("strategy", ["fedavg", "flower-fedavg", "fedprox", "fedavgm", "fedadam"], ["fedyogi"]),
+    # Alone (strategy = fedavg) a non-zero mu, server-lr or momentum is refused: only 0 here.
+    ("proximal-mu", [0.0], [-0.1]),
+    ("server-lr", [0.0], [-0.1]),
+    ("server-momentum", [0.0], [-0.1, 1.1]),
+    ("dp-clipping-norm", [0.0, 1.0], [-1.0]),
+    ("dp-noise-multiplier", [0.0], [-1.0]),
     ("num-server-rounds", [1], [0]),
     ("seed", [0, 2**32 - 1], [-1, 2**32]),
     ("model-seed", [-1, 0], [-2]),
@@ -157,10 +170,10 @@ def test_each_key_allows_its_documented_range_and_refuses_beyond_it(
     key: str, allowed: list[object], refused: list[object]
 ) -> None:
     for value in allowed:
-        assert getattr(parse_config({key: value}), key.replace("-", "_")) == value, value
+        assert getattr(parse_run_config({key: value}), key.replace("-", "_")) == value, value
     for value in refused:
         with pytest.raises(ConfigError) as caught:
-            parse_config({key: value})
+            parse_run_config({key: value})
         assert (caught.value.key, caught.value.value) == (key, value)
 
 
@@ -175,8 +188,8 @@ def test_tasks_and_targets_come_from_the_registry() -> None:
     assert paper_targets() == every
     assert TARGETS == every
     for task, target in every.items():  # target-accuracy = 0 stands for the paper's target
-        assert parse_config({"task": task}).target == target
-    assert parse_config({"task": "mnist-cnn", "target-accuracy": 0.9}).target == 0.9
+        assert target_accuracy(parse_run_config({"task": task})) == target
+    assert target_accuracy(parse_run_config({"task": "mnist-cnn", "target-accuracy": 0.9})) == 0.9
     assert {r.task: r.run_config()["target-accuracy"] for r in all_rows()} == PAPER_TARGETS
     # The presets on disk (benchmarks/presets/, written by python -m benchmarks.paper).
     presets = sorted((REPO / "benchmarks" / "presets").glob("table*.toml"))
