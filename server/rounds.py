@@ -102,6 +102,9 @@ class RoundRunner:
         self.on_round_end = on_round_end
         self.stopping = stopping or Stopping()
         self.arrays = ArrayRecord()  # the global model w_t, once run() starts
+        # Ours reads packed replies itself (strategies.replies), a copy fewer per reply;
+        # any other strategy, or a wrapper, gets named arrays.
+        self._named = not getattr(strategy, "reads_packed_replies", False)
 
     def run(
         self, initial_arrays: ArrayRecord, *, num_rounds: int, first_round: int = 1
@@ -147,7 +150,7 @@ class RoundRunner:
             lr=_learning_rate(messages),
             bytes_down=_array_bytes(messages),
         )
-        replies = self.grid.stream(messages, timeout=self.timeout)
+        replies = self.grid.stream(messages, timeout=self.timeout, named=self._named)
         del messages
         tally = ReplyTally(replies)
         pushed = time.monotonic()
@@ -201,7 +204,7 @@ class RoundRunner:
         if not messages:
             return
         record.bytes_down += _array_bytes(messages)
-        replies = self.grid.stream(messages, timeout=self.timeout)
+        replies = self.grid.stream(messages, timeout=self.timeout, named=self._named)
         del messages
         metrics = self.strategy.aggregate_evaluate(t, self._feed(ReplyTally(replies)))
         if metrics is None:
@@ -246,24 +249,24 @@ class ReplyTally:
 
     def __iter__(self) -> Iterator[Message]:
         for reply in self._replies:
-            self.replies += 1
-            if reply.has_error():
-                self.errors.append(
-                    f"node {reply.metadata.src_node_id}: error {reply.error.code}: "
-                    f"{reply.error.reason}"
-                )
-            else:
-                content = reply.content
-                for value in content.values():
-                    if isinstance(value, ArrayRecord):
-                        self.bytes_up += value.count_bytes()
-                    elif isinstance(value, MetricRecord):
-                        n = value.get(NUM_EXAMPLES_KEY)
-                        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
-                            self.examples += n
-                del content
+            self._count(reply)
             yield reply
-            del reply
+            del reply  # the consumer folded it: nothing here keeps it while the next is pulled
+
+    def _count(self, reply: Message) -> None:
+        self.replies += 1
+        if reply.has_error():
+            self.errors.append(
+                f"node {reply.metadata.src_node_id}: error {reply.error.code}: {reply.error.reason}"
+            )
+            return
+        for value in reply.content.values():
+            if isinstance(value, ArrayRecord):
+                self.bytes_up += value.count_bytes()
+            elif isinstance(value, MetricRecord):
+                n = value.get(NUM_EXAMPLES_KEY)
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                    self.examples += n
 
 
 def _empty_config(_: int) -> ConfigRecord:

@@ -120,6 +120,9 @@ class FederatedAveraging(Strategy):
     # aggregate_train folds each reply as it comes and never looks back: a runner may hand
     # it the replies as they are pulled (``server.rounds``) instead of a list of all m.
     reads_replies_once: ClassVar[bool] = True
+    # strategies.replies reads a reply's weights packed (protocol.packing) or named, so a
+    # transport may hand packed replies over as they came.
+    reads_packed_replies: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -185,3 +185,31 @@ def test_keys_follow_flowers_constructor_conventions() -> None:
     outcome = run_rounds(strategy, FakeGrid(2, client), initial(), num_rounds=1)
     assert outcome.records[1].clients_rejected == 0
     assert outcome.result.arrays["w"].numpy()[0, 0] == pytest.approx((1 * 100 + 2 * 200) / 300)
+
+
+def test_the_runner_hands_ours_packed_replies_and_a_wrapper_named_ones() -> None:
+    """Unpacking copies every tensor of every reply; ours reads packed replies itself."""
+    seen: dict[str, list[bool]] = {"ours": [], "wrapped": []}
+
+    class Watching(FederatedAveraging):
+        def aggregate_train(self, server_round, replies):  # type: ignore[no-untyped-def]
+            def watched():  # type: ignore[no-untyped-def]
+                for reply in replies:
+                    seen[self.name].append(is_packed(reply.content["arrays"]))
+                    yield reply
+
+            return super().aggregate_train(server_round, watched())
+
+    ours, inner = Watching(fraction_train=1.0), Watching(fraction_train=1.0)
+    ours.name, inner.name = "ours", "wrapped"  # type: ignore[attr-defined]
+    wrapped = DifferentialPrivacyServerSideFixedClipping(
+        inner, noise_multiplier=0.0, clipping_norm=100.0, num_sampled_clients=3
+    )
+    results = [
+        run_rounds(strategy, FakeGrid(3, packing_client), initial(), num_rounds=1).result
+        for strategy in (ours, wrapped)
+    ]
+    assert seen == {"ours": [True] * 3, "wrapped": [False] * 3}
+    # Same average either way: offsets 1, 2, 3 weighted by n_k = 100, 200, 300.
+    for result in results:
+        assert result.arrays["w"].numpy()[0, 0] == pytest.approx(1400 / 600)

@@ -105,12 +105,24 @@ class TransportGrid(Grid):
         return self.inner.push_messages(self._packed(messages))
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return [self._received(reply) for reply in self.inner.pull_messages(message_ids)]
+        return self._pull(message_ids, named=True)
 
-    def stream(self, messages: Iterable[Message], *, timeout: float | None) -> ReplyStream:
-        """Push ``messages``; iterate the result for each reply as it is pulled (once)."""
+    def stream(
+        self, messages: Iterable[Message], *, timeout: float | None, named: bool = True
+    ) -> ReplyStream:
+        """Push ``messages``; iterate the result for each reply as it is pulled (once).
+
+        ``named=False`` hands packed replies over as they came, for a consumer that
+        reads both forms (ours: ``strategies.replies``): unpacking into a named
+        ArrayRecord serialises every tensor again, and those model-sized copies per
+        reply fragment the server's heap (measured: ``benchmarks.server_memory``).
+        """
         return ReplyStream(
-            self, _expiring(messages, timeout), timeout=timeout, interval=self.poll_interval
+            self,
+            _expiring(messages, timeout),
+            timeout=timeout,
+            interval=self.poll_interval,
+            pull=lambda ids: self._pull(ids, named=named),
         )
 
     def send_and_receive(
@@ -141,7 +153,12 @@ class TransportGrid(Grid):
                     content[name] = packed[id(record)]
         return out
 
-    def _received(self, reply: Message) -> Message:
+    def _pull(self, message_ids: Iterable[str], *, named: bool) -> list[Message]:
+        return [
+            self._received(reply, named=named) for reply in self.inner.pull_messages(message_ids)
+        ]
+
+    def _received(self, reply: Message, *, named: bool = True) -> Message:
         """Learn from identify replies; unpack packed weights into named arrays."""
         if not reply.has_content():
             return reply
@@ -150,6 +167,8 @@ class TransportGrid(Grid):
             identity = content.get(IDENTITY_KEY)
             if isinstance(identity, ConfigRecord) and identity.get(ACCEPTS_PACKED_KEY) is True:
                 self.packing_nodes.add(reply.metadata.src_node_id)
+            return reply
+        if not named:
             return reply
         for name, record in list(content.items()):
             if isinstance(record, ArrayRecord) and is_packed(record):

@@ -60,8 +60,10 @@ class ReplyStream:
         interval: float = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        pull: Callable[[list[str]], Iterable[Message]] | None = None,
     ) -> None:
         self._grid = grid
+        self._pull = pull or grid.pull_messages
         self._messages = messages
         self._timeout = timeout
         self._interval = interval
@@ -93,7 +95,7 @@ class ReplyStream:
         waited_since = clock()
         self.wait_seconds += waited_since - began
         while pending:
-            pulled = list(self._grid.pull_messages(list(pending)))
+            pulled = list(self._pull(list(pending)))
             self.polls += 1
             self.largest_pull = max(self.largest_pull, len(pulled))
             for reply in pulled:
