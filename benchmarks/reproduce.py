@@ -29,9 +29,10 @@ from typing import Any
 
 from benchmarks.paper import Row, config_string, rows_by_name
 from benchmarks.table1 import render as render_table1
-from protocol.config import INPUT_SCALINGS
+from protocol.config import INIT_SCHEMES, INPUT_SCALINGS
 
 DEFAULT_SCALING = INPUT_SCALINGS[0]
+DEFAULT_INIT = INIT_SCHEMES[0]
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPT = REPO / "deploy" / "simulation" / "run.sh"
@@ -56,9 +57,11 @@ class Attempt:
         return (1.0, -float(self.summary.get("best_accuracy") or 0.0))
 
 
-def result_key(row: Row, input_scaling: str) -> str:
-    """The row's results directory: its name, suffixed when the inputs are not the default."""
-    return row.name if input_scaling == DEFAULT_SCALING else f"{row.name}-{input_scaling}"
+def result_key(row: Row, input_scaling: str, init: str = DEFAULT_INIT) -> str:
+    """The row's results directory: its name, suffixed by inputs and init that are not the
+    defaults (``<row>-unit``, ``<row>-glorot``)."""
+    key = row.name if input_scaling == DEFAULT_SCALING else f"{row.name}-{input_scaling}"
+    return key if init == DEFAULT_INIT else f"{key}-{init}"
 
 
 def run_once(
@@ -70,9 +73,10 @@ def run_once(
     num_supernodes: int,
     tag: str,
     input_scaling: str = DEFAULT_SCALING,
+    init: str = DEFAULT_INIT,
 ) -> Attempt:
     """Run one simulation of ``row`` with ``lr`` and return its summary."""
-    key = result_key(row, input_scaling)
+    key = result_key(row, input_scaling, init)
     name = f"{key}_lr{lr:g}{tag}"
     directory = results / key / name
     summary_path = directory / "summary.json"
@@ -90,6 +94,8 @@ def run_once(
     }
     if input_scaling != DEFAULT_SCALING:
         values["input-scaling"] = input_scaling
+    if init != DEFAULT_INIT:
+        values["init"] = init
     command = ["bash", str(RUN_SCRIPT), str(num_supernodes), "-c", config_string(values)]
     log_path = results / key / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +123,7 @@ def reproduce_row(
     *,
     num_supernodes: int,
     input_scaling: str = DEFAULT_SCALING,
+    init: str = DEFAULT_INIT,
 ) -> Attempt:
     def run(lr: float, rounds: int, tag: str) -> Attempt:
         return run_once(
@@ -127,9 +134,10 @@ def reproduce_row(
             num_supernodes=num_supernodes,
             tag=tag,
             input_scaling=input_scaling,
+            init=init,
         )
 
-    key = result_key(row, input_scaling)
+    key = result_key(row, input_scaling, init)
     done = _grid_so_far(results / key)
     attempts: list[Attempt] = []
     for lr in [*done, *(lr for lr in grid if lr not in done)]:
@@ -145,6 +153,7 @@ def reproduce_row(
             {
                 "row": row.name,
                 "input_scaling": input_scaling,
+                "init": init,
                 "lr": best.lr,
                 "run": best.directory.name,
                 "grid": {f"{a.lr:g}": a.summary.get("rounds_to_target") for a in attempts},
@@ -188,6 +197,8 @@ def markdown_table(results: Path) -> str:
         )
         scaling = chosen.get("input_scaling", DEFAULT_SCALING)
         label = row.name if scaling == DEFAULT_SCALING else f"{row.name} ({scaling} inputs)"
+        if chosen.get("init", DEFAULT_INIT) != DEFAULT_INIT:
+            label += f" ({chosen['init']} init)"
         lines.append(
             f"| {label} | {row.target:.0%} | {row.paper_rounds or '—'} | "
             f"{'not reached' if ours is None else f'**{ours:.1f}**'} | {chosen['lr']:g} ({grid}) | "
@@ -212,6 +223,12 @@ def main() -> None:
         choices=INPUT_SCALINGS,
         default=DEFAULT_SCALING,
         help="MNIST inputs (run config input-scaling); non-default results go to <row>-<scaling>/",
+    )
+    parser.add_argument(
+        "--init",
+        choices=INIT_SCHEMES,
+        default=DEFAULT_INIT,
+        help="w_0's draw (run config init); non-default results go to <row>-<init>/",
     )
     parser.add_argument(
         "--probe-rounds",
@@ -249,6 +266,7 @@ def main() -> None:
             args.results,
             num_supernodes=args.num_supernodes,
             input_scaling=args.input_scaling,
+            init=args.init,
         )
     table = markdown_table(args.results)
     args.results.mkdir(parents=True, exist_ok=True)

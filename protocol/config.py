@@ -38,6 +38,8 @@ KNOWN_PARTITIONS = ("iid", "noniid")
 # MNIST inputs: standardised with the training set's mean and standard deviation, or the
 # pixels scaled to [0, 1]; the paper does not say which it used.
 INPUT_SCALINGS = ("standardised", "unit")
+# w_0's draw (tasks.init): PyTorch's default, or Glorot-uniform with zero biases (TF's, 2016).
+INIT_SCHEMES = ("pytorch", "glorot")
 # fedavg is the paper's (strategies.fedavg); the others are Flower's (server.strategy_factory).
 STRATEGIES = ("fedavg", "flower-fedavg", "fedprox", "fedavgm", "fedadam")
 DERIVE = -1  # a seed of -1 is derived from ``seed``
@@ -110,6 +112,11 @@ class ExperimentConfig:
         "standardised",
         lambda v: v in INPUT_SCALINGS,
         "standardised (mean 0.1307, sd 0.3081) or unit (pixels in [0, 1]); MNIST only",
+    )
+    init: str = key(
+        "pytorch",
+        lambda v: v in INIT_SCHEMES,
+        "pytorch (PyTorch's default) or glorot (Glorot-uniform weights, zero biases)",
     )
     fraction_train: float = key(0.1, _in_range(0, 1), "C, a number in [0, 1]")
     local_epochs: int = key(1, _in_range(1, _INF), "E, an integer >= 1")
@@ -193,6 +200,7 @@ class ExperimentConfig:
         """A short name for the experiment in the paper's symbols."""
         batch = "inf" if self.batch_size == 0 else str(self.batch_size)
         scaling = "" if self.input_scaling == "standardised" else f"_{self.input_scaling}"
+        scaling += "" if self.init == "pytorch" else f"_{self.init}"
         return (
             f"{self.task}_{self.partition}{scaling}_C{self.fraction_train:g}_E{self.local_epochs}"
             f"_B{batch}_lr{self.lr:g}"

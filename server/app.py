@@ -34,6 +34,7 @@ from server.wandb_config import parse_wandb_config
 from strategies.nodes import wait_for_nodes
 from strategies.records import to_array_record, to_named_arrays
 from tasks.examples import ExampleSet, sample_examples
+from tasks.init import initialise
 from tasks.registry import get_task, parse_run_config, target_accuracy
 from tasks.training import evaluate, resolve_device
 
@@ -41,9 +42,9 @@ app = ServerApp()
 
 
 def initial_model(config: ExperimentConfig) -> torch.nn.Module:
-    """w_0: the task's model initialised from the model seed."""
+    """w_0: the task's model initialised from the model seed, by the config's ``init``."""
     torch.manual_seed(config.seeds["model"])
-    return get_task(config.task).build_model()
+    return initialise(get_task(config.task).build_model(), config.init)
 
 
 def central_evaluator(
