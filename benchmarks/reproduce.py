@@ -57,6 +57,17 @@ class Attempt:
         return (1.0, -float(self.summary.get("best_accuracy") or 0.0))
 
 
+def _diverged(summary: dict[str, object]) -> bool:
+    """A run the stall guard ended: every client's update was rejected (NaN or Inf losses at
+    an eta too large), rounds in a row. For the grid it is an eta that does not reach the
+    target, not a failure of the runner."""
+    return summary.get("status") == "failed" and "no valid update" in str(summary.get("error"))
+
+
+def _final(summary: dict[str, object]) -> bool:
+    return summary.get("status") == "completed" or _diverged(summary)
+
+
 def result_key(row: Row, input_scaling: str, init: str = DEFAULT_INIT) -> str:
     """The row's results directory: its name, suffixed by inputs and init that are not the
     defaults (``<row>-unit``, ``<row>-glorot``)."""
@@ -80,7 +91,7 @@ def run_once(
     name = f"{key}_lr{lr:g}{tag}"
     directory = results / key / name
     summary_path = directory / "summary.json"
-    if summary_path.is_file() and json.loads(summary_path.read_text()).get("status") == "completed":
+    if summary_path.is_file() and _final(json.loads(summary_path.read_text())):
         print(f"  {name}: already done", flush=True)
         return Attempt(lr, directory, json.loads(summary_path.read_text()))
     if directory.exists():
@@ -102,9 +113,12 @@ def run_once(
     print(f"  {name}: running ({rounds} rounds max), log {log_path}", flush=True)
     with log_path.open("w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0 or not summary_path.is_file():
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if done.returncode != 0 and not _diverged(summary):
         raise SystemExit(f"{name} failed (exit {done.returncode}); see {log_path}")
-    summary = json.loads(summary_path.read_text())
+    if _diverged(summary):  # an eta too large: a grid point that does not reach the target
+        print(f"  {name}: diverged ({summary['error'][:120]})", flush=True)
+        return Attempt(lr, directory, summary)
     reached, best = summary["rounds_to_target"], summary["best_accuracy"]
     print(
         f"  {name}: rounds to {row.target:.0%} = "

@@ -90,3 +90,37 @@ def test_table1_cells_show_ours_the_papers_speedups_and_estimates(tmp_path: Path
     expected = 3 * (77 * ratio * (a + 20 * b) + 20.0)
     line_c02 = next(line for line in text.splitlines() if line.startswith("| 0.2 |"))
     assert f"not run (est. {expected / 60:.0f} min) / 77" in line_c02
+
+
+def test_a_diverged_grid_run_is_an_eta_that_misses_the_target_not_a_runner_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An eta too large ends by the stall guard (all updates NaN): the grid goes on without it."""
+    row = rows_by_name()["table1-2nn-iid-C0.1-E1-B10"]
+    error = "NoUpdateError: no valid update in 3 consecutive rounds (2-4): 30x train-loss is nan"
+
+    def fake_script(command: list[str], **_: Any) -> Any:
+        name = command[-1].split("run-name=")[1].split()[0].strip("'\"")
+        directory = tmp_path / row.name / name
+        directory.mkdir(parents=True)
+        summary = {
+            "status": "failed",
+            "error": error,
+            "rounds_to_target": None,
+            "best_accuracy": 0.1016,
+            "rounds_completed": 4,
+            "wall_seconds": 3.0,
+        }
+        (directory / "summary.json").write_text(json.dumps(summary))
+        return type("Done", (), {"returncode": 1})()
+
+    monkeypatch.setattr(reproduce.subprocess, "run", fake_script)
+    attempt = reproduce.run_once(row, 0.464, 10, tmp_path, num_supernodes=10, tag="")
+    assert not attempt.reached and attempt.summary["best_accuracy"] == 0.1016
+    # A second invocation counts it as done instead of refusing the directory.
+    again = reproduce.run_once(row, 0.464, 10, tmp_path, num_supernodes=10, tag="")
+    assert again.summary["error"] == error
+    # Any other failure still stops the runner.
+    error = "ValueError: data-dir unreadable"
+    with pytest.raises(SystemExit, match="failed"):
+        reproduce.run_once(row, 0.1, 10, tmp_path, num_supernodes=10, tag="")
