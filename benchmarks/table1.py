@@ -67,12 +67,14 @@ class Chosen:
 
 
 def read_chosen(results: Path) -> dict[Setting, Chosen]:
-    """Every row's chosen run with the default inputs, by setting."""
+    """Every row's chosen run with the default inputs and init, by setting (not the ablations)."""
     rows = rows_by_name()
     found: dict[Setting, Chosen] = {}
     for path in sorted(results.glob("*/chosen.json")):
         chosen = json.loads(path.read_text())
-        if chosen.get("input_scaling", "standardised") != "standardised":
+        if chosen.get("input_scaling", "standardised") != "standardised" or (
+            chosen.get("init", "pytorch") != "pytorch"
+        ):
             continue
         row = rows[chosen["row"]]
         summary = json.loads((path.parent / chosen["run"] / "summary.json").read_text())

@@ -124,3 +124,19 @@ def test_a_diverged_grid_run_is_an_eta_that_misses_the_target_not_a_runner_failu
     error = "ValueError: data-dir unreadable"
     with pytest.raises(SystemExit, match="failed"):
         reproduce.run_once(row, 0.1, 10, tmp_path, num_supernodes=10, tag="")
+
+
+def test_table1_shows_the_default_runs_not_the_ablations(tmp_path: Path) -> None:
+    row = rows_by_name()["table1-2nn-iid-C0.1-E1-B10"]
+    for key, init, rounds in ((row.name, "pytorch", 32.7), (f"{row.name}-glorot", "glorot", 25.9)):
+        write_run(
+            tmp_path / key / "run",
+            fraction=0.1,
+            batch=10,
+            rounds_to_target=rounds,
+            round_seconds=[1.0],
+        )
+        chosen = {"row": row.name, "init": init, "lr": 0.1, "run": "run", "grid": {"0.1": rounds}}
+        (tmp_path / key / "chosen.json").write_text(json.dumps(chosen))
+    cell = next(line for line in table1.render(tmp_path).splitlines() if "| 0.1 |" in line)
+    assert "**32.7**" in cell and "25.9" not in cell
