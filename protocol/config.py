@@ -270,15 +270,18 @@ def parse_config(
         if spec is None:
             raise ConfigError(name, raw, f"a known key ({did_you_mean(name, SCHEMA)})")
         value = _coerce(spec, raw)
-        if not spec.check(value) or (name == "task" and tasks is not None and value not in tasks):
-            allowed = f"one of {', '.join(tasks)}" if name == "task" and tasks else spec.allowed
-            raise ConfigError(name, raw, allowed)
+        if not spec.check(value):
+            raise ConfigError(name, raw, _allowed(spec, tasks))
         values[name.replace("-", "_")] = value
     config = ExperimentConfig(**values)
-    if tasks is not None and config.task not in tasks:  # the default task, unregistered
-        raise ConfigError("task", config.task, f"one of {', '.join(tasks)}")
+    if tasks is not None and config.task not in tasks:  # given or the default
+        raise ConfigError("task", config.task, _allowed(SCHEMA["task"], tasks))
     _check_together(config)
     return config
+
+
+def _allowed(spec: Key, tasks: Collection[str] | None) -> str:
+    return f"one of {', '.join(tasks)}" if spec.name == "task" and tasks else spec.allowed
 
 
 def _check_together(config: ExperimentConfig) -> None:

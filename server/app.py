@@ -31,6 +31,7 @@ from server.strategy_factory import build_strategy
 from server.tracking import Tracker, fan_out, start_tracker
 from server.transport import TransportGrid
 from server.wandb_config import parse_wandb_config
+from strategies.fedavg import decayed_learning_rate
 from strategies.nodes import wait_for_nodes
 from strategies.records import to_array_record, to_named_arrays
 from tasks.examples import ExampleSet, sample_examples
@@ -79,7 +80,7 @@ def round_config(config: ExperimentConfig) -> Callable[[int], ConfigRecord]:
                 SERVER_ROUND_KEY: server_round,
                 LOCAL_EPOCHS_KEY: config.local_epochs,
                 BATCH_SIZE_KEY: config.batch_size,
-                LR_KEY: config.lr * config.lr_decay ** (server_round - 1),
+                LR_KEY: decayed_learning_rate(config.lr, config.lr_decay, server_round),
             }
         )
 

@@ -80,6 +80,11 @@ _EVALUATE_SEED_OFFSET = 0x5EED
 CLIENTS_REJECTED_KEY = "clients-rejected"
 
 
+def decayed_learning_rate(lr: float, lr_decay: float, server_round: int) -> float:
+    """eta_t = eta * lr_decay ** (t - 1) for round t (1-based)."""
+    return lr * lr_decay ** (server_round - 1)
+
+
 class FederatedAveraging(Strategy):
     """The paper's FederatedAveraging; FedSGD is ``local_epochs=1, batch_size=0``.
 
@@ -192,7 +197,7 @@ class FederatedAveraging(Strategy):
 
     def learning_rate(self, server_round: int) -> float:
         """eta_t for round t (1-based)."""
-        return self.lr * self.lr_decay ** (server_round - 1)
+        return decayed_learning_rate(self.lr, self.lr_decay, server_round)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

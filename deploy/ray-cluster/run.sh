@@ -11,7 +11,8 @@
 # cluster has CPUs (client-resources-num-cpus each, CLIENT_CPUS).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export RAY_ADDRESS=${RAY_ADDRESS:-${HEAD_IP:-$(hostname -I | awk '{print $1}')}:${RAY_PORT:-6379}}
+. "$here/common.sh"
+export RAY_ADDRESS=${RAY_ADDRESS:-${HEAD_IP:-$(first_ip)}:${RAY_PORT:-6379}}
 want=${MIN_RAY_NODES:-1}
 for _ in $(seq 1 120); do
     alive=$(python - <<'PY' 2>/dev/null || echo 0

@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
-head_ip=${HEAD_IP:-$(hostname -I | awk '{print $1}')}
+head_ip=${HEAD_IP:-$(first_ip)}
 port=${RAY_PORT:-6379}
 check_versions
 args=(--head --node-ip-address="$head_ip" --port="$port" --num-cpus="${HEAD_CPUS:-$(nproc)}"

@@ -16,7 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$here/common.sh"
 address=${1:?usage: start-worker.sh HEAD_IP:RAY_PORT}
-node_ip=${NODE_IP:-$(hostname -I | awk '{print $1}')}
+node_ip=${NODE_IP:-$(first_ip)}
 check_versions
 site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$repo" >"$site/fedavg_app.pth"
