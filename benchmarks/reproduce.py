@@ -10,7 +10,9 @@ win); the eta that reaches the target in the fewest rounds
 (or, if none does, the best accuracy) wins, as in the paper's protocol of
 picking the best eta per setting. If the winning run was cut short by
 ``--grid-rounds`` before reaching the target, it is rerun with the row's full
-round budget. Rounds-to-target are read from the runs' own ``summary.json``
+round budget. A run found stopped part-way (its directory holds a checkpoint but no
+final summary) resumes from that checkpoint, so a grid stopped in one sitting is finished
+in the next by the same command. Rounds-to-target are read from the runs' own ``summary.json``
 (best-so-far accuracy, linearly interpolated). ``--table-only`` rebuilds the
 markdown table from the result directories without running anything.
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from typing import Any
 from benchmarks.paper import Row, config_string, rows_by_name
 from benchmarks.table1 import render as render_table1
 from protocol.config import INIT_SCHEMES, INPUT_SCALINGS
+from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
 DEFAULT_SCALING = INPUT_SCALINGS[0]
 DEFAULT_INIT = INIT_SCHEMES[0]
@@ -94,8 +98,6 @@ def run_once(
     if summary_path.is_file() and _final(json.loads(summary_path.read_text())):
         print(f"  {name}: already done", flush=True)
         return Attempt(lr, directory, json.loads(summary_path.read_text()))
-    if directory.exists():
-        raise SystemExit(f"{directory} exists but did not complete: remove it to rerun")
     values = {
         **row.run_config(),
         "lr": lr,
@@ -103,6 +105,16 @@ def run_once(
         "results-dir": str(results / key),
         "run-name": name,
     }
+    if (directory / CHECKPOINT_FILE).is_file():
+        # A run stopped part-way (a session that ended, a killed grid): go on from its last
+        # checkpoint, bit-exact, into the same directory, instead of starting over.
+        checkpoint_round = load_checkpoint(directory).round
+        print(f"  {name}: resuming after round {checkpoint_round}", flush=True)
+        values["resume-from"] = str(directory)
+    elif directory.exists():
+        # Stopped before its first checkpoint: nothing worth keeping.
+        print(f"  {name}: removing an unfinished run with no checkpoint", flush=True)
+        shutil.rmtree(directory)
     if input_scaling != DEFAULT_SCALING:
         values["input-scaling"] = input_scaling
     if init != DEFAULT_INIT:
@@ -111,7 +123,7 @@ def run_once(
     log_path = results / key / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"  {name}: running ({rounds} rounds max), log {log_path}", flush=True)
-    with log_path.open("w") as log:
+    with log_path.open("a" if "resume-from" in values else "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if done.returncode != 0 and not _diverged(summary):

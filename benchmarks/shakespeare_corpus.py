@@ -1,9 +1,10 @@
 """Parse the Gutenberg plays, build every Shakespeare client, and print what it gives.
 
 Prints the time and peak memory of parsing the corpus and building all N
-clients of both partitions (their encoded texts and window indices), and the
-corpus statistics beside the paper's (1,146 clients; 3,564,579 train and
-870,014 test characters).
+clients of both partitions (their encoded lines), the corpus statistics beside
+the paper's (1,146 clients; 3,564,579 train and 870,014 test characters), and
+the u column of Table 2 (u = E n / (K B), the expected local updates per round
+of a client) computed from the clients as built, beside the paper's.
 
     python -m benchmarks.shakespeare_corpus [DATA_DIR]
 
@@ -20,12 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.paper import all_rows
 from tasks.shakespeare.data import load_directory, play_files
 from tasks.shakespeare.federation import central_test_set, federate
-from tasks.shakespeare.parser import read_plays
-from tasks.shakespeare.windows import decode
+from tasks.shakespeare.lines import decode
+from tasks.shakespeare.parser import Play, read_plays
 
 PAPER = {"clients": 1146, "train": 3_564_579, "test": 870_014}
+# Table 2's u column for Shakespeare, by (E, B); B = 0 is B = inf.
+PAPER_U = {(1, 0): 1.0, (1, 50): 1.5, (5, 0): 5.0, (1, 10): 7.4, (5, 50): 7.4, (5, 10): 37.1}
+PAPER_MEAN_TRAIN = 74.2  # n / K behind every u above: 37.1 = 5 * 74.2 / 10
 
 
 def _peak_rss_mb() -> float:
@@ -44,7 +49,7 @@ def main() -> None:
     built = {}
     for partition in ("noniid", "iid"):
         clients = federate(roles, partition, len(roles), seed=0)
-        built[partition] = [c.windows() for c in clients]
+        built[partition] = [c.examples() for c in clients]
     test = central_test_set(roles)
     done = time.perf_counter()
     print(f"data: {directory}")
@@ -71,40 +76,79 @@ def main() -> None:
         f"{sum(leaf_rule.values()) - leaf_rule.get('alls_well_that_ends_well', 0)}"
     )
     natural = built["noniid"]
-    train_n = np.array([len(tr) for tr, _ in natural])
-    test_n = np.array([len(te) for _, te in natural])
-    train_lines = sum(len(r.train) for r in roles)
-    test_lines = sum(len(r.test) for r in roles)
-    print(f"lines: {train_lines} train, {test_lines} test")
+    train_n = np.array([len(tr) for tr, _ in natural])  # n_k: train lines
+    train_chars = sum(tr.num_targets() for tr, _ in natural)
+    test_chars = sum(te.num_targets() for _, te in natural)
     print(
-        f"samples (= characters): {train_n.sum():,} train (paper {PAPER['train']:,}), "
-        f"{test_n.sum():,} test (paper {PAPER['test']:,}); central test set {len(test):,}"
+        f"examples (= lines, n_k): {train_n.sum():,} train, "
+        f"{sum(len(te) for _, te in natural):,} test; central test set {len(test):,} lines"
+    )
+    print(
+        f"predicted characters (each line's characters + its end): {train_chars:,} train "
+        f"(paper {PAPER['train']:,} characters), {test_chars:,} test "
+        f"(paper {PAPER['test']:,}); central test set {test.num_targets():,}"
     )
     qs = np.percentile(train_n, [0, 10, 25, 50, 75, 90, 99, 100]).astype(int)
     print(
-        "train samples per noniid client: min/p10/p25/median/p75/p90/p99/max = "
+        "train lines per noniid client: min/p10/p25/median/p75/p90/p99/max = "
         + "/".join(str(q) for q in qs)
-        + f"; mean {train_n.mean():.0f}"
+        + f"; mean {train_n.mean():.1f}"
     )
     iid_n = np.array([len(tr) for tr, _ in built["iid"]])
     print(
-        f"train samples per iid client: min {iid_n.min()}, median {int(np.median(iid_n))}, "
+        f"train lines per iid client: min {iid_n.min()}, median {int(np.median(iid_n))}, "
         f"max {iid_n.max()} (lines dealt equally)"
     )
-    mean_lines = train_lines / len(roles)
-    for batch in (10, 50):
-        print(
-            f"u = E n / (K B) at E=1, B={batch}: {train_n.mean() / batch:.1f} with n in samples "
-            f"(80-char windows), {mean_lines / batch:.1f} with n in lines "
-            f"(paper: {'7.4' if batch == 10 else '1.5'})"
-        )
-    counts = test.label_counts()
-    used = np.flatnonzero(test.label_counts() + sum(tr.label_counts() for tr, _ in natural))
+    print(u_table(train_n.mean(), leaf_mean=leaf_mean_train_lines(plays)))
+    counts = test.target_counts()
+    used = np.flatnonzero(counts + sum(tr.target_counts() for tr, _ in natural))
     top = int(counts.argmax())
     print(
-        f"vocabulary: {len(used)} distinct bytes in the text, of 256 classes; "
-        f"most common test label {decode(np.array([top]))!r} = {counts[top] / counts.sum():.4f}"
+        f"vocabulary: {len(used)} distinct tokens (bytes, BOS excluded: it is never a target), "
+        f"of 256 classes; most common test target {decode(np.array([top])) or repr(chr(top))!r}"
+        f" = {counts[top] / counts.sum():.4f}"
     )
+
+
+def leaf_mean_train_lines(plays: list[Play]) -> float:
+    """Mean train lines per role under LEAF's rule (roles of more than 2 lines)."""
+    kept = [len(lines) for p in plays for lines in p.roles.values() if len(lines) > 2]
+    return float(np.mean([n - max(n // 5, 1) for n in kept]))
+
+
+def u_table(mean_train: float, *, leaf_mean: float) -> str:
+    """Table 2's Shakespeare rows: the paper's u beside ours, u = E n / (K B) (B = inf: u = E).
+
+    The paper prints u rounded to one decimal; all its rows follow from one n / K,
+    ``PAPER_MEAN_TRAIN`` = 37.1 / 5 * 10 = 74.2, so ours is compared with E 74.2 / B too.
+    """
+    lines = [
+        "",
+        f"u = E n / (K B); n / K = {mean_train:.1f} train lines per client as built "
+        f"(paper: {PAPER_MEAN_TRAIN}; LEAF's rule of > 2 lines per role: {leaf_mean:.1f})",
+        "| alg | E | B | paper u (printed) | paper u (E 74.2 / B) | our u | ours vs paper "
+        "(printed / unrounded) | LEAF rule u |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    seen = set()
+    for row in all_rows():
+        if row.task != "shakespeare-lstm" or (row.epochs, row.batch) in seen:
+            continue
+        seen.add((row.epochs, row.batch))
+        epochs, batch = row.epochs, row.batch
+
+        ours, exact, leaf = (
+            float(epochs) if batch == 0 else epochs * mean / batch
+            for mean in (mean_train, PAPER_MEAN_TRAIN, leaf_mean)
+        )
+        printed = PAPER_U[(epochs, batch)]
+        lines.append(
+            f"| {'FedSGD' if (epochs, batch) == (1, 0) else 'FedAvg'} | {epochs} | "
+            f"{'inf' if batch == 0 else batch} | {printed} | {exact:.2f} | {ours:.2f} | "
+            f"{(ours - printed) / printed:+.1%} / {(ours - exact) / exact:+.1%} | "
+            f"{leaf:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Example sets: what a client trains on and what the server evaluates on.
 
 An ``ExampleSet`` hands out batches by index, so MNIST (tensors in memory)
-and Shakespeare (80-character windows cut on demand) train through the same
+and Shakespeare (lines, padded per batch) train through the same
 loop without materialising every example up front.
 """
 

@@ -5,10 +5,16 @@ into batches of size B (in a fresh random order each epoch) and take one
 plain SGD step w <- w - eta * grad l(w; b) per batch. No momentum, no weight
 decay. B = inf (``batch_size=0``) makes the whole local data set one batch.
 
-A batch larger than ``max_chunk`` examples (FedSGD on a Shakespeare role of
-50,000 windows) is pushed through the model in chunks whose gradients are
-summed, weighted by chunk size, before the one step: the same gradient of the
-mean loss, in bounded memory.
+The loss of a batch is the mean cross-entropy over its predicted targets: one
+per example for MNIST, one per predicted character for Shakespeare (its model
+returns ``[batch, T, classes]`` logits and its padding targets are
+``IGNORE_INDEX``, neither trained on nor scored). Accuracy is likewise correct
+predictions over all predicted targets.
+
+A batch larger than ``max_chunk`` examples (FedSGD on a large role) is pushed
+through the model in chunks whose summed losses are divided by the whole
+batch's target count before the one step: the same gradient of the mean loss,
+in bounded memory.
 
 FedProx (Li et al. 2020; ``strategy = "fedprox"``, not the paper's) adds
 mu/2 ||w - w_t||^2 to each step's objective, w_t the weights the client
@@ -32,6 +38,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+IGNORE_INDEX = -100  # a padding target: torch's cross_entropy default ignore_index
+
+
+def _flat(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[..., classes]`` logits and ``[...]`` labels as ``[N, classes]`` and ``[N]``."""
+    return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+
+
 def train_local(
     model: nn.Module,
     examples: ExampleSet,
@@ -43,13 +57,12 @@ def train_local(
     max_chunk: int = 1024,
     proximal_mu: float = 0.0,
 ) -> float:
-    """Run E epochs of plain SGD; return the mean training loss over all steps' examples."""
+    """Run E epochs of plain SGD; return the mean training loss over all steps' targets."""
     n = len(examples)
     if n == 0:
         raise ValueError("no training examples")
     step = n if batch_size == 0 else batch_size
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0, weight_decay=0.0)
-    loss_fn = nn.CrossEntropyLoss()
     model.train()
     device = next(model.parameters()).device  # batches go where the model is
     total_loss, seen = 0.0, 0
@@ -59,19 +72,29 @@ def train_local(
         order = rng.permutation(n)
         for start in range(0, n, step):
             batch = order[start : start + step]
+            chunks = [
+                examples.batch(batch[chunk_start : chunk_start + max_chunk])
+                for chunk_start in range(0, len(batch), max_chunk)
+            ]
+            targets = sum(int((labels != IGNORE_INDEX).sum()) for _, labels in chunks)
+            if targets == 0:
+                continue  # nothing to predict: no step
             optimizer.zero_grad(set_to_none=True)
-            for chunk_start in range(0, len(batch), max_chunk):
-                inputs, labels = examples.batch(batch[chunk_start : chunk_start + max_chunk])
-                inputs, labels = inputs.to(device), labels.to(device)
-                loss = loss_fn(model(inputs), labels) * (len(labels) / len(batch))
-                loss.backward()
-                total_loss += float(loss.detach()) * len(batch)
+            for inputs, labels in chunks:
+                logits, flat_labels = _flat(model(inputs.to(device)), labels.to(device))
+                loss = nn.functional.cross_entropy(
+                    logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum"
+                )
+                (loss / targets).backward()
+                total_loss += float(loss.detach())
             if proximal_mu:
                 for p, p0 in zip(params, start_weights, strict=True):
                     if p.grad is not None:
                         p.grad.add_(p.detach() - p0, alpha=proximal_mu)
             optimizer.step()
-            seen += len(batch)
+            seen += targets
+    if seen == 0:
+        raise ValueError("no training targets")
     return total_loss / seen
 
 
@@ -79,17 +102,27 @@ def train_local(
 def evaluate(
     model: nn.Module, examples: ExampleSet, *, batch_size: int = 200
 ) -> tuple[float, float]:
-    """Return (mean cross-entropy loss, accuracy) of ``model`` on ``examples``."""
+    """Return (mean cross-entropy loss, accuracy) of ``model`` over the targets of ``examples``.
+
+    Both are per predicted target (per character for Shakespeare), padding excluded.
+    """
     n = len(examples)
     if n == 0:
         raise ValueError("no evaluation examples")
     model.eval()
     device = next(model.parameters()).device
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, targets = 0.0, 0, 0
     for start in range(0, n, batch_size):
         inputs, labels = examples.batch(np.arange(start, min(start + batch_size, n)))
-        inputs, labels = inputs.to(device), labels.to(device)
-        logits = model(inputs)
-        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == labels).sum())
-    return loss_sum / n, correct / n
+        logits, flat_labels = _flat(model(inputs.to(device)), labels.to(device))
+        scored = flat_labels != IGNORE_INDEX
+        loss_sum += float(
+            nn.functional.cross_entropy(
+                logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum"
+            )
+        )
+        correct += int(((logits.argmax(dim=1) == flat_labels) & scored).sum())
+        targets += int(scored.sum())
+    if targets == 0:
+        raise ValueError("no evaluation targets")
+    return loss_sum / targets, correct / targets

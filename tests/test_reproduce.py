@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks import reproduce, table1
 from benchmarks.paper import rows_by_name
+from protocol.config import parse_config
+from server.checkpoint import save_checkpoint
 
 
 def write_run(
@@ -140,3 +143,41 @@ def test_table1_shows_the_default_runs_not_the_ablations(tmp_path: Path) -> None
         (tmp_path / key / "chosen.json").write_text(json.dumps(chosen))
     cell = next(line for line in table1.render(tmp_path).splitlines() if "| 0.1 |" in line)
     assert "**32.7**" in cell and "25.9" not in cell
+
+
+def test_a_grid_run_stopped_part_way_resumes_from_its_checkpoint_when_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with a checkpoint but no final summary (a session that ended mid-run) is handed
+    ``resume-from`` of its own directory; one stopped before its first checkpoint restarts."""
+    row = rows_by_name()["table1-2nn-iid-C0.1-E1-B10"]
+    stopped = tmp_path / row.name / f"{row.name}_lr0.1"
+    stopped.mkdir(parents=True)
+    config = parse_config({**row.run_config(), "lr": 0.1, "num-server-rounds": 10})
+    save_checkpoint(stopped, server_round=4, arrays={"w": np.zeros(2)}, config=config)
+    early = tmp_path / row.name / f"{row.name}_lr0.215"
+    early.mkdir(parents=True)
+    (early / "metrics.jsonl").write_text('{"round": 0}\n')
+    commands: list[str] = []
+
+    def fake_script(command: list[str], **_: Any) -> Any:
+        commands.append(command[-1])
+        name = command[-1].split("run-name=")[1].split()[0].strip("'\"")
+        directory = tmp_path / row.name / name
+        assert not (directory / "metrics.jsonl").exists() or "resume-from" in command[-1]
+        directory.mkdir(parents=True, exist_ok=True)
+        summary = {
+            "status": "completed",
+            "rounds_to_target": 8.0,
+            "best_accuracy": 0.97,
+            "rounds_completed": 10,
+            "wall_seconds": 3.0,
+        }
+        (directory / "summary.json").write_text(json.dumps(summary))
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(reproduce.subprocess, "run", fake_script)
+    reproduce.run_once(row, 0.1, 10, tmp_path, num_supernodes=10, tag="")
+    reproduce.run_once(row, 0.215, 10, tmp_path, num_supernodes=10, tag="")
+    assert f"resume-from='{stopped}'" in commands[0]
+    assert "resume-from" not in commands[1]

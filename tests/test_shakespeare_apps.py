@@ -11,9 +11,10 @@ import torch
 from server.config import ConfigError, parse_config
 from server.results import read_metrics
 from tasks.examples import sample_examples
+from tasks.shakespeare.federation import Role, central_test_set
+from tasks.shakespeare.lines import BOS, EOL, IGNORE, LineExamples
 from tasks.shakespeare.task import ShakespeareTask
-from tasks.shakespeare.windows import CharWindows
-from tasks.training import train_local
+from tasks.training import evaluate, train_local
 from tests.test_apps import run_server
 
 # Every role repeats one line, so that a few dozen SGD steps learn it.
@@ -21,9 +22,9 @@ PHRASES = ["to be or not to be that is the question"] * 4
 
 
 def write_plays(directory: Path) -> Path:
-    """One play with four roles of six lines each; and a poem, skipped."""
+    """One play with four roles of 30 lines each; and a poem, skipped."""
     speeches = []
-    for _ in range(6):
+    for _ in range(30):
         for i, phrase in enumerate(PHRASES):
             speeches.append(f"ROLE{'ABCD'[i]}.\n{phrase}\n")
     folder = directory / "shakespeare-gutenberg"
@@ -41,10 +42,10 @@ def test_a_short_simulation_learns_beyond_the_most_common_character(tmp_path: Pa
         "data-dir": str(data),
         "results-dir": str(tmp_path / "results"),
         "run-name": "t",
-        "num-server-rounds": 2,
+        "num-server-rounds": 3,
         "fraction-train": 1.0,
-        "local-epochs": 2,
-        "batch-size": 10,
+        "local-epochs": 5,
+        "batch-size": 2,
         "lr": 2.0,
         "eval-max-examples": 400,
     }
@@ -53,36 +54,74 @@ def test_a_short_simulation_learns_beyond_the_most_common_character(tmp_path: Pa
     rows = read_metrics(tmp_path / "results" / "t")
     config = parse_config(run_config)
     test = sample_examples(ShakespeareTask().central_test(config), 400, config.seeds["partition"])
-    _, labels = test.batch(np.arange(len(test)))
-    majority = float(torch.bincount(labels).max()) / len(labels)
+    _, targets = test.batch(np.arange(len(test)))
+    predicted = targets[targets != IGNORE]
+    majority = float(torch.bincount(predicted).max()) / len(predicted)
     assert rows[-1]["clients_replied"] == 2
-    assert rows[-1]["test_accuracy"] > majority + 0.05, (rows, majority)
+    # Each role repeats one phrase: three rounds nearly memorise the two that train (~0.98
+    # here), far beyond predicting the most common character everywhere (0.225).
+    assert rows[-1]["test_accuracy"] > majority + 0.25, (rows, majority)
 
 
-def hand_windows(line: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every character of ``line`` as a label, after its 80 predecessors (0-padded): by hand."""
-    codes = list(line.encode())
-    padded = [0] * 80 + codes
-    inputs = torch.tensor([padded[i : i + 80] for i in range(len(codes))], dtype=torch.long)
-    return inputs, torch.tensor(codes, dtype=torch.long)
+class EchoModel(torch.nn.Module):
+    """Predicts that the next character is the one it reads, with logit 10 for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # evaluate() finds the device by it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(x, 256).float() * 10
 
 
-def test_fedsgd_chunks_give_the_full_batch_gradient() -> None:
-    """B = inf, whole or in chunks of 7, is one step w - eta * grad of the mean over 38 windows."""
-    line = "so foul and fair a day I have not seen"
-    examples = CharWindows.of_lines([line])
-    assert len(examples) == len(line) == 38  # 5 chunks of 7 and one of 3
+def test_accuracy_is_per_predicted_character_of_the_test_lines_padding_excluded() -> None:
+    """A toy role with test lines "aab" and "a", scored by hand.
+
+    "aab" reads BOS a a b and must predict a a b EOL: the echo is right once (a after a).
+    "a" reads BOS a and must predict a EOL: right never. So 1 of 6 characters. Batched
+    together, "a" is padded by two steps; were padding scored (a PAD target, which the echo
+    predicts from a PAD input) it would read 3 of 8, or 1 of 8 in the denominator alone.
+    """
+    role = Role("toy_A", train=("ab", "ba"), test=("aab", "a"))
+    test = central_test_set([role])
+    assert len(test) == 2 and test.num_targets() == 6
+    lse = float(np.log(np.exp(10.0) + 255))  # log-sum-exp of one logit 10 and 255 zeros
+    for batch_size in (1, 2):  # unpadded and padded
+        loss, accuracy = evaluate(EchoModel(), test, batch_size=batch_size)
+        assert accuracy == pytest.approx(1 / 6)
+        assert loss == pytest.approx((6 * lse - 10) / 6)
+
+
+def hand_encoded(lines: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each line as (BOS + its bytes, its bytes + EOL), unpadded: by hand, not by ``lines``."""
+    return [
+        (torch.tensor([[BOS, *line.encode()]]), torch.tensor([*line.encode(), EOL]))
+        for line in lines
+    ]
+
+
+def test_fedsgd_is_one_step_on_the_mean_loss_over_every_predicted_character() -> None:
+    """B = inf, whole or in chunks of one line, is w - eta * grad of the mean over 52 characters.
+
+    The lines differ in length, so a batch pads the short ones: the oracle runs each line
+    alone, unpadded, and averages over characters, not over lines.
+    """
+    lines = ["so foul and fair a day", "I have not seen", "fair is foul"]
+    examples = LineExamples.of_lines(lines)
+    assert len(examples) == 3 and examples.num_targets() == 23 + 16 + 13
     torch.manual_seed(0)
     start = ShakespeareTask().build_model()
     weights = {k: v.clone() for k, v in start.state_dict().items()}
-    # The oracle: plain autograd on windows cut by hand, no train_local.
-    inputs, labels = hand_windows(line)
-    loss = torch.nn.functional.cross_entropy(start(inputs), labels)
+    total = sum(
+        torch.nn.functional.cross_entropy(start(x)[0], y, reduction="sum")
+        for x, y in hand_encoded(lines)
+    )
+    loss = total / 52
     grads = torch.autograd.grad(loss, list(start.parameters()))
     assert max(float(g.abs().max()) for g in grads) > 1e-3  # a step that moves the weights
     lr = 1.0
     expected = [p.detach() - lr * g for p, g in zip(start.parameters(), grads, strict=True)]
-    for max_chunk in (1024, 7):
+    for max_chunk in (1024, 1):
         model = ShakespeareTask().build_model()
         model.load_state_dict(weights)
         reported = train_local(
@@ -100,8 +139,8 @@ def test_fedsgd_chunks_give_the_full_batch_gradient() -> None:
 
 
 def test_the_central_sample_is_seeded_fixed_and_optional() -> None:
-    examples = CharWindows.of_lines(["abcdefghijklmnopqrstuvwxyz"])
-    first = sample_examples(examples, 5, seed=1)
+    examples = LineExamples.of_lines(list("abcdefghijklmnopqrstuvwxyz"))
+    first = sample_examples(examples, 5, seed=1)  # 5 of the 26 lines
     _, labels = first.batch(np.arange(5))
     _, again = sample_examples(examples, 5, seed=1).batch(np.arange(5))
     _, other = sample_examples(examples, 5, seed=2).batch(np.arange(5))

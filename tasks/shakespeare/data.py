@@ -30,8 +30,8 @@ from typing import Any
 
 from tasks.mnist.data import DataUnavailableError, hub_reachable
 from tasks.shakespeare.federation import Role, build_roles
+from tasks.shakespeare.lines import SEQUENCE_LENGTH
 from tasks.shakespeare.parser import read_plays
-from tasks.shakespeare.windows import SEQUENCE_LENGTH
 
 DATA_DIR_ENV = "FEDAVG_DATA_DIR"
 SUBDIRECTORY = "shakespeare-gutenberg"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.shakespeare.windows import CharWindows
+from tasks.shakespeare.lines import LineExamples
 
 MIN_LINES = 2
 TEST_FRACTION = 0.2
@@ -46,14 +46,15 @@ class Role:
 
 @dataclass(frozen=True)
 class ClientText:
-    """The lines one client holds, and its samples cut from them."""
+    """The lines one client holds, and its examples (one per line)."""
 
     client_id: str
     train_lines: tuple[str, ...]
     test_lines: tuple[str, ...]
 
-    def windows(self) -> tuple[CharWindows, CharWindows]:
-        return CharWindows.of_lines(self.train_lines), CharWindows.of_lines(self.test_lines)
+    def examples(self) -> tuple[LineExamples, LineExamples]:
+        """(train, test): n_k = len(train), the number of training lines."""
+        return LineExamples.of_lines(self.train_lines), LineExamples.of_lines(self.test_lines)
 
 
 class FederationError(ValueError):
@@ -114,6 +115,6 @@ def federate(
     return [ClientText(f"iid_{k:04d}", train[k], test[k]) for k in range(num_clients)]
 
 
-def central_test_set(roles: Sequence[Role]) -> CharWindows:
-    """The union of every role's test samples (windows never cross roles)."""
-    return CharWindows.concatenate([CharWindows.of_lines(r.test) for r in roles])
+def central_test_set(roles: Sequence[Role]) -> LineExamples:
+    """Every role's test lines, in corpus order: the paper's test set."""
+    return LineExamples.of_lines([line for r in roles for line in r.test])

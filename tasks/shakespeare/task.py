@@ -1,7 +1,8 @@
 """The ``shakespeare-lstm`` task: the paper's character LSTM on one client per role.
 
 See ``federation`` for the clients (roles, the 80/20 line split, noniid and
-iid, K versus the number of roles) and ``windows`` for the samples.
+iid, K versus the number of roles) and ``lines`` for the examples (a line,
+every next character of it predicted).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from protocol.config import ExperimentConfig
 from tasks.base import ClientData
 from tasks.shakespeare.data import load_roles
 from tasks.shakespeare.federation import ClientText, central_test_set, federate
+from tasks.shakespeare.lines import VOCAB_SIZE, LineExamples
 from tasks.shakespeare.model import CharLSTM
-from tasks.shakespeare.windows import VOCAB_SIZE, CharWindows
 
 
 @functools.lru_cache(maxsize=4)
@@ -34,7 +35,7 @@ def clients(
 
 
 @functools.lru_cache(maxsize=2)
-def _central_test(data_dir: str) -> CharWindows:
+def _central_test(data_dir: str) -> LineExamples:
     return central_test_set(load_roles(data_dir))
 
 
@@ -55,8 +56,8 @@ class ShakespeareTask:
             raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions})")
         seed = config.seeds["partition"]
         client = clients(config.data_dir, config.partition, num_partitions, seed)[partition_id]
-        train, test = client.windows()
+        train, test = client.examples()
         return ClientData(train=train, test=test)
 
-    def central_test(self, config: ExperimentConfig) -> CharWindows:
+    def central_test(self, config: ExperimentConfig) -> LineExamples:
         return _central_test(config.data_dir)
