@@ -147,6 +147,9 @@ class Row:
             # Central evaluation of the CNN (and the LSTM) costs seconds; long runs evaluate
             # every 5 rounds.
             "eval-every": 5 if self.task != "mnist-2nn" and self.rounds > 200 else 1,
+            # An LSTM round costs minutes on a CPU: checkpoint each one, so that a grid
+            # stopped part-way resumes where it was (benchmarks/reproduce.py).
+            **({"checkpoint-every": 1} if self.task == "shakespeare-lstm" else {}),
             "run-name": self.name,
         }
 
@@ -217,8 +220,8 @@ def write_presets(directory: Path = PRESETS_DIR) -> list[Path]:
         )
         if row.task == "shakespeare-lstm":
             header += (
-                "# K = 1222 SuperNodes (one per role of the whole corpus) and a GPU, e.g.\n"
-                "#   CLIENT_GPUS=0.25 FEDAVG_DATA_DIR=/path/to/data deploy/simulation/run.sh "
+                "# K = 1222 SuperNodes (one per role of the whole corpus), e.g.\n"
+                "#   FEDAVG_DATA_DIR=/path/to/data deploy/simulation/run.sh "
                 f"1222 -c benchmarks/presets/{row.name}.toml\n"
             )
         path = directory / f"{row.name}.toml"
