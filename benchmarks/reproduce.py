@@ -32,6 +32,7 @@ from typing import Any
 
 from benchmarks.paper import Row, config_string, rows_by_name
 from benchmarks.table1 import render as render_table1
+from benchmarks.table2_shakespeare import render as render_table2_shakespeare
 from protocol.config import INIT_SCHEMES, INPUT_SCALINGS
 from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
@@ -299,8 +300,11 @@ def main() -> None:
     (args.results / "table.md").write_text(table)
     table1 = render_table1(args.results)
     (args.results / "table1.md").write_text(table1)
+    shakespeare = render_table2_shakespeare(args.results)
+    (args.results / "table2-shakespeare.md").write_text(shakespeare)
     print(table)
     print(table1)
+    print(shakespeare)
 
 
 if __name__ == "__main__":
