@@ -32,6 +32,7 @@ from typing import Any
 
 from benchmarks.paper import Row, config_string, rows_by_name
 from benchmarks.table1 import render as render_table1
+from benchmarks.table2_mnist import render as render_table2_cnn
 from benchmarks.table2_shakespeare import render as render_table2_shakespeare
 from protocol.config import INIT_SCHEMES, INPUT_SCALINGS
 from server.checkpoint import CHECKPOINT_FILE, load_checkpoint
@@ -300,10 +301,13 @@ def main() -> None:
     (args.results / "table.md").write_text(table)
     table1 = render_table1(args.results)
     (args.results / "table1.md").write_text(table1)
+    cnn = render_table2_cnn(args.results)
+    (args.results / "table2-cnn.md").write_text(cnn)
     shakespeare = render_table2_shakespeare(args.results)
     (args.results / "table2-shakespeare.md").write_text(shakespeare)
     print(table)
     print(table1)
+    print(cnn)
     print(shakespeare)
 
 

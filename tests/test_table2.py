@@ -1,4 +1,4 @@
-"""Table 2's Shakespeare block, rendered from results written here."""
+"""Table 2's MNIST CNN and Shakespeare blocks, rendered from results written here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import table2_shakespeare
+from benchmarks import table2_mnist, table2_shakespeare
+from benchmarks.table_cells import splice
 
 E5_B10 = "table2-shakespeare-{}-C0.1-E5-B10"
 
@@ -64,11 +65,46 @@ def test_cells_run_running_and_estimated(tmp_path: Path) -> None:
 
 def test_the_table_goes_between_the_markers_of_the_docs() -> None:
     document = "intro\n<!-- table2-shakespeare -->\nold\n<!-- /table2-shakespeare -->\nend\n"
-    spliced = table2_shakespeare.splice(document, "| new |\n")
+    markers = table2_shakespeare.MARKERS
+    spliced = splice(document, "| new |\n", markers, name="doc")
     assert (
         spliced
         == "intro\n<!-- table2-shakespeare -->\n| new |\n<!-- /table2-shakespeare -->\nend\n"
     )
     with pytest.raises(SystemExit, match="markers"):
-        table2_shakespeare.splice("no markers", "| new |\n")
+        splice("no markers", "| new |\n", markers, name="doc")
     assert all(m in table2_shakespeare.DOCS.read_text() for m in table2_shakespeare.MARKERS)
+
+
+def write_cnn_run(directory: Path, *, epochs: int, round_seconds: float) -> None:
+    directory.mkdir(parents=True)
+    config = {"task": "mnist-cnn", "fraction_train": 0.1, "batch_size": 10, "local_epochs": epochs}
+    (directory / "config.json").write_text(json.dumps({"config": config}))
+    rows = [{"round": r, "seconds": round_seconds, "test_accuracy": 0.9} for r in range(1, 5)]
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_cnn_block_fits_its_round_to_our_runs_and_reads_chosen_cells(tmp_path: Path) -> None:
+    """Rounds of 10 s at E=1 and 36 s at E=5 (one run slowed to 90 s, outvoted by the median):
+    a = 3.5 s, b = 6.5 s an epoch."""
+    e1, e5 = "table2-cnn-iid-C0.1-E1-B10", "table2-cnn-iid-C0.1-E5-B10"
+    write_cnn_run(tmp_path / e1 / f"{e1}_lr0.1", epochs=1, round_seconds=10.0)
+    for lr, seconds in ((0.0464, 36.0), (0.1, 36.0), (0.215, 90.0)):
+        write_cnn_run(tmp_path / e5 / f"{e5}_lr{lr:g}", epochs=5, round_seconds=seconds)
+    (tmp_path / e5 / f"{e5}_lr0.1" / "summary.json").write_text(
+        json.dumps({"status": "completed", "rounds_to_target": 16.6})
+    )
+    (tmp_path / e5 / "chosen.json").write_text(
+        json.dumps({"row": e5, "lr": 0.1, "run": f"{e5}_lr0.1", "grid": {"0.1": 16.6}})
+    )
+    assert table2_mnist.round_costs(tmp_path) == pytest.approx((3.5, 6.5))
+    rows = {}
+    for line in (line for line in table2_mnist.render(tmp_path).splitlines() if "| Fed" in line):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[(cells[1], cells[2])] = cells
+    assert rows[("5", "10")][3] == "300"  # u = E 600 / B
+    assert rows[("5", "10")][4] == "**16.6** / 20 (— / 31.3x), eta 0.1"
+    # IID E=1, B=50: 3 x 65 x (3.5 + 1 x 0.9 x 6.5) s = 0.5 h.
+    assert rows[("1", "50")][4] == "not run (est. 0.5 h) / paper 65"
+    assert rows[("1", "10")][4].startswith("running: eta")
+    assert all(m in table2_mnist.DOCS.read_text() for m in table2_mnist.MARKERS)
