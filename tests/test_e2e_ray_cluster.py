@@ -95,17 +95,24 @@ class Cluster:
         return [int(p) for p in out.split()]
 
     def processes(self, *, worker: bool) -> list[tuple[int, bytes]]:
-        """(pid, command line) of Ray's processes on the worker node or the head."""
+        """(pid, command line) of this cluster's Ray processes on the worker node or the head.
+
+        A process is this cluster's when its environment holds this test's ``FLWR_HOME``
+        (Ray's processes inherit ``ray start``'s environment): another Ray run on the same
+        machine, a simulation's actors, is not counted.
+        """
         in_worker = set(self.worker_pids())
+        ours = f"FLWR_HOME={self.tmp_path / 'flwr_home'}".encode()
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or (int(entry.name) in in_worker) != worker:
                 continue
             try:
                 cmdline = (entry / "cmdline").read_bytes()
+                environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(mark in cmdline for mark in RAY_PROCESS):
+            if any(mark in cmdline for mark in RAY_PROCESS) and ours in environ:
                 found.append((int(entry.name), cmdline))
         return found
 
