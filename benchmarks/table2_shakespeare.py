@@ -2,9 +2,10 @@
 
 Rows are the paper's (FedSGD, then FedAvg by E and B, with its u), columns IID and non-IID.
 A cell reads ``ours / paper (speedup over FedSGD ours / paper), eta`` from the row's
-``chosen.json`` (``benchmarks.reproduce``). A row being run shows its progress (the eta
-and round reached, the best accuracy so far); a cell not run shows what its grid would
-cost: ``not run (est. N h)``, three runs of the paper's rounds x seconds per round, with
+``chosen.json`` (``benchmarks.reproduce``). A row whose grid is under way shows its
+progress (the eta and round reached, the best accuracy so far); a cell not run shows what
+its grid would cost: ``not run (est. N h)``, three runs of the paper's rounds x seconds
+per round, with
 
     seconds per round = fixed + E x c(B) x epoch seconds
 

@@ -50,7 +50,7 @@ def progress(row_dir: Path) -> str | None:
     best = max(float(r.get("test_accuracy") or 0.0) for r in rows)
     lr = config.get("lr")
     return (
-        f"running: eta {'?' if lr is None else f'{float(lr):g}'}, round {rows[-1]['round']}, "
+        f"in progress: eta {'?' if lr is None else f'{float(lr):g}'}, round {rows[-1]['round']}, "
         f"best {best:.3f} ({len(runs)} of the grid's runs started)"
     )
 

@@ -52,7 +52,7 @@ def test_cells_run_running_and_estimated(tmp_path: Path) -> None:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         rows[(cells[0], cells[1], cells[2])] = line
     assert "**30.5** / 41 (— / 95.3x), eta 1.47" in rows[("FedAvg", "5", "10")]
-    assert "running: eta 0.68, round 3, best 0.300" in rows[("FedAvg", "5", "10")]
+    assert "in progress: eta 0.68, round 3, best 0.300" in rows[("FedAvg", "5", "10")]
     # E=5, B=50, non-IID: 228 rounds of budget, so evaluated every 5th round:
     # 3 x 152 x (15 + 20 / 5 + 5 x 0.51 x 25) s = 10.5 h.
     assert "not run (est. 10 h) / paper 152" in rows[("FedAvg", "5", "50")]
@@ -106,5 +106,5 @@ def test_the_cnn_block_fits_its_round_to_our_runs_and_reads_chosen_cells(tmp_pat
     assert rows[("5", "10")][4] == "**16.6** / 20 (— / 31.3x), eta 0.1"
     # IID E=1, B=50: 3 x 65 x (3.5 + 1 x 0.9 x 6.5) s = 0.5 h.
     assert rows[("1", "50")][4] == "not run (est. 0.5 h) / paper 65"
-    assert rows[("1", "10")][4].startswith("running: eta")
+    assert rows[("1", "10")][4].startswith("in progress: eta")
     assert all(m in table2_mnist.DOCS.read_text() for m in table2_mnist.MARKERS)
