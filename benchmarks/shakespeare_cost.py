@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--eval-examples", type=int, default=0, help="0: the whole test set")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    given = args.data_dir
     args.data_dir = str(Path(args.data_dir).resolve())  # the trees run in their own cwd
     if args.measure:
         print(json.dumps(measure(args.data_dir, args.clients, args.eval_examples)))
@@ -214,7 +215,7 @@ def main() -> None:
                 check=False,
             )
     after = run_tree(REPO, args)
-    print(f"data: {args.data_dir}; settings: {SETTINGS}")
+    print(f"data: {given}; settings: {SETTINGS}")
     print(table(before, after, args.before))
 
 
